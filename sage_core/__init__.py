@@ -1,0 +1,72 @@
+"""SAGE: a dataflow framework for LLM and RAG pipelines that uses GPUs through long-lived services.
+
+Everything public is re-exported here; plugins import nothing else from ``sage_core``. Names load
+lazily so that ``import sage_core`` stays cheap (the CLI, plugin discovery).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # dataflow API
+    "LocalEnvironment": "sage_core.api.environment",
+    "RemoteEnvironment": "sage_core.api.environment",
+    "DataStream": "sage_core.api.datastream",
+    "ConnectedStreams": "sage_core.api.datastream",
+    "BaseFunction": "sage_core.api.functions",
+    "MapFunction": "sage_core.api.functions",
+    "FilterFunction": "sage_core.api.functions",
+    "FlatMapFunction": "sage_core.api.functions",
+    "KeyByFunction": "sage_core.api.functions",
+    "SinkFunction": "sage_core.api.functions",
+    "SourceFunction": "sage_core.api.functions",
+    "BatchFunction": "sage_core.api.functions",
+    "CoMapFunction": "sage_core.api.functions",
+    "JoinFunction": "sage_core.api.functions",
+    "RuntimeContext": "sage_core.api.functions",
+    "JobHandle": "sage_core.runtime.job",
+    "JobFailed": "sage_core.runtime.job",
+    "PipelineError": "sage_core.compiler.validate",
+    # config
+    "SageConfig": "sage_core.config",
+    "load_config": "sage_core.config",
+    # plugins
+    "hookimpl": "sage_core.plugins.hookspecs",
+    "get_plugin_manager": "sage_core.plugins.manager",
+    "ConfigError": "sage_core.plugins.manager",
+    "BackendSpec": "sage_core.services.specs",
+    "ServiceKind": "sage_core.services.specs",
+    "BackendUnavailable": "sage_core.services.specs",
+    # services
+    "batchable": "sage_core.services.batching",
+    "ServiceError": "sage_core.services.errors",
+    "ServiceTimeout": "sage_core.services.errors",
+    "Hit": "sage_core.services.contracts",
+    "Completion": "sage_core.services.contracts",
+    "SamplingParams": "sage_core.services.contracts",
+    "VectorStore": "sage_core.services.contracts",
+    "Embedder": "sage_core.services.contracts",
+    "LLM": "sage_core.services.contracts",
+    "KVStore": "sage_core.services.contracts",
+    "GraphStore": "sage_core.services.contracts",
+    "Memory": "sage_core.services.contracts",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sage_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,1 @@
+"""The dataflow API: environments, data streams and function classes."""

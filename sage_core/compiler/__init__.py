@@ -1,0 +1,1 @@
+"""Logical graph -> validated, physical execution graph."""

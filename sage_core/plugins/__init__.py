@@ -1,0 +1,1 @@
+"""Plugin system: hookspecs, the manager, built-in default plugins."""

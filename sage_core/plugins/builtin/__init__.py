@@ -1,0 +1,1 @@
+"""Built-in CPU defaults, registered exactly like third-party plugins."""

@@ -1,0 +1,84 @@
+"""Every hook a SAGE plugin can implement.
+
+Plugins are found through the ``sage`` entry point group and implement these hooks with
+``@sage_core.hookimpl``. Registration hooks receive a ``register`` callback (one call per offered
+item); the core records which plugin offered what and rejects a duplicate name, naming both plugins.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from sage_core.services.specs import BackendSpec, ServiceKind
+
+hookspec = pluggy.HookspecMarker("sage")
+hookimpl = pluggy.HookimplMarker("sage")
+
+# --------------------------------------------------------------------------- services
+
+
+@hookspec
+def sage_services(register: Callable[["ServiceKind"], None]) -> None:
+    """Offer service kinds (a contract such as ``vdb`` or ``memory``).
+
+    Called once when plugins load. Call ``register(ServiceKind(...))`` for each kind the plugin
+    defines; backends of that kind are then offered through :func:`sage_backends`.
+    """
+
+
+@hookspec
+def sage_backends(register: Callable[["BackendSpec"], None]) -> None:
+    """Offer service backends.
+
+    Called once when plugins load. Call ``register(BackendSpec(kind=..., name=..., factory=...))``
+    for each backend; a config entry ``{kind: vdb, backend: faiss}`` then picks it by name.
+    """
+
+
+# --------------------------------------------------------------------------- observability
+
+
+@hookspec
+def sage_metrics_collectors(register: Callable[[Any], None]) -> None:
+    """Offer metrics collectors.
+
+    Called once when plugins load. Call ``register(collector)`` with an object that has a
+    ``name`` attribute and a ``collect() -> dict`` method; monitors poll every registered collector.
+    """
+
+
+# --------------------------------------------------------------------------- command line
+
+
+@hookspec
+def sage_register_commands(cli: "click.Group") -> None:
+    """Add sub-commands to the ``sage`` command line.
+
+    Called once when the CLI is built, with the root ``click.Group``; use ``@cli.command()``.
+    """
+
+
+# --------------------------------------------------------------------------- job lifecycle
+
+
+@hookspec
+def sage_job_started(job: Any) -> None:
+    """A job has started.
+
+    Called after its services are up and its tasks are running, with the job handle (``job.name``,
+    ``job.graph`` the physical graph, ``job.metrics()``). Return value ignored.
+    """
+
+
+@hookspec
+def sage_job_finished(job: Any, summary: dict[str, Any]) -> None:
+    """A job has finished (completed, stopped or failed).
+
+    Called once with the job handle and its summary (``job.summary()``: status, per-operator
+    in/out/filtered/failed counts, timings). Return value ignored.
+    """

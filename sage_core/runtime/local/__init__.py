@@ -1,0 +1,1 @@
+"""The local runtime: one thread per physical task, bounded queues."""

@@ -1,0 +1,1 @@
+"""The service layer: long-lived backends called from functions."""

@@ -1,0 +1,1 @@
+"""Test kit for plugin authors: contract suites, sources and sinks."""

@@ -1,0 +1,81 @@
+"""How records are spread over the instances of a downstream operator.
+
+Hash partitioning uses :func:`stable_hash`, never Python's per-process salted ``hash()``, so a key
+routes to the same instance in every process and every run (local threads and Ray actors alike).
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any, Callable, Sequence
+
+from sage_core.compiler.logical import Partitioning
+
+
+def stable_hash(key: Any) -> int:
+    """A hash of ``key`` that is the same in every process (CRC-32 of a canonical encoding)."""
+    if isinstance(key, str):
+        return zlib.crc32(key.encode("utf-8", "surrogatepass"))
+    if isinstance(key, bytes):
+        return zlib.crc32(key)
+    if isinstance(key, bool) or key is None:
+        return zlib.crc32(repr(key).encode())
+    if isinstance(key, int):
+        return zlib.crc32(str(key).encode())
+    if isinstance(key, tuple):
+        return zlib.crc32(b"\x1f".join(str(stable_hash(part)).encode() for part in key))
+    return zlib.crc32(repr(key).encode())
+
+
+Splitter = Callable[[list], list[tuple[int, list]]]
+"""Splits one batch into ``(target instance, records)`` pieces."""
+
+
+def make_splitter(partitioning: Partitioning, source_instance: int, targets: int) -> Splitter:
+    """A function spreading batches of one upstream instance over ``targets`` downstream instances.
+
+    For ``HASH`` the batch holds ``(key, record)`` pairs and pieces keep the pairs.
+    """
+    if partitioning is Partitioning.FORWARD:
+        return lambda batch: [(source_instance, batch)]
+    if partitioning is Partitioning.BROADCAST:
+        return lambda batch: [(i, batch) for i in range(targets)]
+    if partitioning is Partitioning.ROUND_ROBIN:
+        return _round_robin(source_instance, targets)
+    if partitioning is Partitioning.HASH:
+        return _by_key(targets)
+    msg = f"unknown partitioning {partitioning!r}"
+    raise ValueError(msg)
+
+
+def _round_robin(start: int, targets: int) -> Splitter:
+    state = {"next": start % targets}
+
+    def split(batch: list) -> list[tuple[int, list]]:
+        i = state["next"]
+        state["next"] = (i + 1) % targets
+        return [(i, batch)]
+
+    return split
+
+
+def _by_key(targets: int) -> Splitter:
+    if targets == 1:
+        return lambda batch: [(0, batch)]
+
+    def split(batch: list) -> list[tuple[int, list]]:
+        pieces: list[list] = [[] for _ in range(targets)]
+        appenders = [piece.append for piece in pieces]
+        for pair in batch:
+            appenders[stable_hash(pair[0]) % targets](pair)
+        return [(i, piece) for i, piece in enumerate(pieces) if piece]
+
+    return split
+
+
+def partition_counts(keys: Sequence[Any], targets: int) -> list[int]:
+    """How many of ``keys`` each of ``targets`` instances receives (for tests and tooling)."""
+    counts = [0] * targets
+    for key in keys:
+        counts[stable_hash(key) % targets] += 1
+    return counts

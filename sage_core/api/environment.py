@@ -1,0 +1,154 @@
+"""Environments: where a pipeline is built, its services registered, and its job submitted."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from sage_core.api.datastream import DataStream
+from sage_core.api.functions import BaseFunction, BatchFunction, RuntimeContext, SourceFunction
+from sage_core.compiler.logical import LogicalGraph, OperatorSpec, OpKind
+from sage_core.compiler.physical import PhysicalGraph, compile_graph
+from sage_core.config import SageConfig, load_config
+from sage_core.plugins.manager import get_plugin_manager
+from sage_core.runtime.errors import ErrorPolicy
+from sage_core.runtime.job import JobHandle, Runtime
+from sage_core.runtime.records import DeadLetter
+from sage_core.services.manager import ServiceManager
+
+log = logging.getLogger("sage")
+
+
+class BaseEnvironment:
+    """Builds a logical pipeline and runs it on a runtime chosen by the subclass.
+
+    ``config`` is a :class:`SageConfig`, a dict, or a YAML file path with ``services:`` and ``job:``
+    sections (``job.error_policy``: fail, skip or dead_letter; ``job.batch_size``; ``job.queue_size``).
+    """
+
+    def __init__(self, name: str, config: SageConfig | Mapping[str, Any] | str | Path | None = None) -> None:
+        self.name = name
+        self.config: SageConfig = load_config(config)
+        self.logical = LogicalGraph()
+        self.services = ServiceManager(job_name=name)
+        if self.config.services:
+            self.services.register_config({k: v.model_dump() for k, v in self.config.services.items()})
+        self.jobs: list[JobHandle] = []
+        self._dead_letter_sink: Callable[[DeadLetter], None] | None = None
+
+    # ------------------------------------------------------------------ sources
+
+    def from_batch(self, source: Iterable[Any] | BatchFunction | type[BatchFunction], *, name: str | None = None) -> DataStream:
+        """A bounded source: a list, any iterable or generator, or a :class:`BatchFunction`."""
+        is_function = isinstance(source, BatchFunction) or (isinstance(source, type) and issubclass(source, BatchFunction))
+        if not is_function and not hasattr(source, "__iter__"):
+            msg = f"from_batch(): got {source!r}; pass a list, an iterable, a generator or a BatchFunction"
+            raise TypeError(msg)
+        kind = "batch_function" if is_function else "iterable"
+        spec = self.logical.add(OpKind.SOURCE, source, name=name or "source", source_kind=kind)
+        return DataStream(self, spec)
+
+    def from_source(
+        self, source: SourceFunction | type[SourceFunction], *, parallelism: int = 1, name: str | None = None
+    ) -> DataStream:
+        """An unbounded source: a :class:`SourceFunction`, run until the job is stopped."""
+        if not (isinstance(source, SourceFunction) or (isinstance(source, type) and issubclass(source, SourceFunction))):
+            msg = f"from_source(): got {source!r}; pass a SourceFunction subclass or instance (use from_batch for data)"
+            raise TypeError(msg)
+        spec = self.logical.add(
+            OpKind.SOURCE, source, name=name or "source", parallelism=parallelism, source_kind="source_function"
+        )
+        return DataStream(self, spec)
+
+    # ------------------------------------------------------------------ services
+
+    def register_service(self, name: str, factory: Callable[[], Any] | type | None = None, **options: Any) -> None:
+        """Register a long-lived service: a factory (callable or class), or config options.
+
+        ``env.register_service("vdb", lambda: VDBService())`` or
+        ``env.register_service("vdb", kind="vdb", backend="faiss", device="auto", replicas=2)``.
+        """
+        self.services.register(name, factory, **options)
+
+    def register_services(self, config: Mapping[str, Any] | str | Path) -> None:
+        """Register every service of a ``services:`` mapping (or a YAML file holding one)."""
+        loaded = load_config(config)
+        self.services.register_config({k: v.model_dump() for k, v in loaded.services.items()})
+
+    # ------------------------------------------------------------------ running
+
+    def set_dead_letter_sink(self, sink: Callable[[DeadLetter], None]) -> None:
+        """Also hand every dead letter to ``sink`` (error policy ``dead_letter``)."""
+        self._dead_letter_sink = sink
+
+    def compile(self) -> PhysicalGraph:
+        """Validate the pipeline and build its physical graph."""
+        return compile_graph(self.logical)
+
+    def submit(self, autostop: bool = True, *, monitor: bool | None = None) -> JobHandle:
+        """Start the job. With ``autostop`` wait until every source is exhausted and the job drains.
+
+        Without it, return at once; stop an unbounded job with ``job.stop()``. ``monitor=True`` asks
+        an installed monitor plugin to serve its dashboard for this job.
+        """
+        graph = self.compile()
+        self.services.start()
+        errors = ErrorPolicy(self.config.job.error_policy, self._dead_letter_sink)
+        runtime = self._make_runtime(graph, errors)
+        job = JobHandle(self.name, graph, runtime, errors, self.services)
+        job.monitor = self.config.job.monitor if monitor is None else monitor  # type: ignore[attr-defined]
+        hooks = get_plugin_manager().pm.hook
+        job.on_finished(lambda j: _call_hook(hooks.sage_job_finished, job=j, summary=j.summary()))
+        self.jobs.append(job)
+        runtime.start()
+        _call_hook(hooks.sage_job_started, job=job)
+        if autostop:
+            job.wait()
+        return job
+
+    def close(self) -> None:
+        """Stop running jobs and close every service."""
+        for job in self.jobs:
+            if job.status == "running":
+                job.stop()
+        self.services.close()
+
+    def __enter__(self) -> "BaseEnvironment":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _make_runtime(self, graph: PhysicalGraph, errors: ErrorPolicy) -> Runtime:
+        raise TypeError(f"{type(self).__name__} has no runtime; use LocalEnvironment or RemoteEnvironment")
+
+    def _context(self, spec: OperatorSpec, instance: int) -> RuntimeContext:
+        return RuntimeContext(
+            job_name=self.name,
+            operator=spec.id,
+            instance=instance,
+            parallelism=spec.parallelism,
+            services=self.services,
+            logger=logging.getLogger(f"sage.{self.name}.{spec.id}"),
+        )
+
+
+class LocalEnvironment(BaseEnvironment):
+    """Runs the pipeline on threads of this process (one per physical task)."""
+
+    def _make_runtime(self, graph: PhysicalGraph, errors: ErrorPolicy) -> Runtime:
+        from sage_core.runtime.local.runtime import LocalRuntime
+
+        job = self.config.job
+        return LocalRuntime(graph, errors, self._context, queue_size=job.queue_size, batch_size=job.batch_size)
+
+
+def _call_hook(hook: Any, **kwargs: Any) -> None:
+    try:
+        hook(**kwargs)
+    except Exception:  # a broken plugin is reported, never fatal to the job
+        log.exception("a plugin's %s hook failed", hook.name)
+
+
+__all__ = ["BaseEnvironment", "BaseFunction", "LocalEnvironment"]

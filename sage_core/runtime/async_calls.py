@@ -1,0 +1,122 @@
+"""Records whose map function returned Futures: kept in flight up to a capacity, emitted on completion.
+
+This is how one map task keeps a GPU service saturated: it does not wait for one call before
+making the next. ``ordered=True`` emits in input order; otherwise results leave as they complete.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from concurrent.futures import Future
+from queue import SimpleQueue
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from sage_core.runtime.operators import OperatorRunner
+
+Pending = tuple[Any, Any]
+"""``(input record, Future or list of Futures)``."""
+
+
+class AsyncCalls:
+    """The in-flight calls of one map operator instance."""
+
+    def __init__(self, runner: "OperatorRunner", capacity: int, ordered: bool) -> None:
+        self.runner = runner
+        self.capacity = capacity
+        self.ordered = ordered
+        self.in_flight = 0
+        self.wake: Callable[[], None] = lambda: None
+        """Set by the task: called (from any thread) when a call completes."""
+        self._queue: deque[Pending] = deque()
+        self._done: SimpleQueue[Pending] = SimpleQueue()
+
+    def submit(self, records: list, results: list) -> list:
+        """Accept a batch's results (Futures or values); returns outputs ready now."""
+        out: list = []
+        for record, result in zip(records, results):
+            if not is_pending(result):
+                self._emit(out, result)
+                continue
+            self.in_flight += 1
+            if self.ordered:
+                self._queue.append((record, result))
+                _on_done(result, self.wake)
+            else:
+                _on_done(result, lambda item=(record, result): (self._done.put(item), self.wake()))
+            if self.in_flight >= self.capacity:
+                out.extend(self._collect(block=True))
+        out.extend(self._collect(block=False))
+        return out
+
+    def poll(self) -> list:
+        """Outputs of calls finished so far (never blocks)."""
+        return self._collect(block=False) if self.in_flight else []
+
+    def drain(self) -> list:
+        """Wait for every call in flight; their outputs."""
+        out: list = []
+        while self.in_flight:
+            out.extend(self._collect(block=True))
+        return out
+
+    def _collect(self, block: bool) -> list:
+        out: list = []
+        if self.ordered:
+            while self._queue and (_done(self._queue[0][1]) or (block and not out)):
+                record, result = self._queue.popleft()
+                self._finish(out, record, result)
+                block = False
+        else:
+            while not self._done.empty() or (block and not out):
+                record, result = self._done.get()
+                self._finish(out, record, result)
+                block = False
+        return out
+
+    def _finish(self, out: list, record: Any, result: Any) -> None:
+        self.in_flight -= 1
+        try:
+            value = [f.result() for f in result] if isinstance(result, (list, tuple)) else result.result()
+        except Exception as exc:
+            self.runner.fail(record, exc)
+            return
+        self._emit(out, value)
+
+    def _emit(self, out: list, value: Any) -> None:
+        out.append(value)
+        self.runner.stats.records_out += 1
+        self.runner.stats.emitted += 1
+
+
+def is_pending(result: Any) -> bool:
+    """Whether a map result is a Future or a non-empty list of Futures."""
+    return isinstance(result, Future) or (
+        isinstance(result, (list, tuple)) and bool(result) and all(isinstance(f, Future) for f in result)
+    )
+
+
+def _done(result: Any) -> bool:
+    if isinstance(result, Future):
+        return result.done()
+    return all(f.done() for f in result)
+
+
+def _on_done(result: Any, callback: Callable[[], Any]) -> None:
+    """Call ``callback`` once when ``result`` (a Future or a list of them) has completed."""
+    if isinstance(result, Future):
+        result.add_done_callback(lambda _f: callback())
+        return
+    remaining = [len(result)]
+    lock = threading.Lock()
+
+    def one_done(_f: Future) -> None:
+        with lock:
+            remaining[0] -= 1
+            last = remaining[0] == 0
+        if last:
+            callback()
+
+    for future in result:
+        future.add_done_callback(one_done)

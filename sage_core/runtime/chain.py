@@ -1,0 +1,150 @@
+"""A chain's operator instances bound to the user's functions, run back to back in one task."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from time import perf_counter
+from typing import Any, Callable
+
+from sage_core.api.functions import BaseFunction, RuntimeContext
+from sage_core.compiler.logical import OperatorSpec, OpKind
+from sage_core.compiler.physical import Chain, PhysicalGraph
+from sage_core.runtime.errors import ErrorPolicy
+from sage_core.runtime.operators import RUNNERS, OperatorRunner
+from sage_core.runtime.records import OperatorStats
+from sage_core.runtime.sources import (
+    SourceRunner,
+    batch_function_puller,
+    iterable_puller,
+    source_function_puller,
+)
+
+
+class BoundChain:
+    """One task's instances of a chain's operators: an optional source, then runners in order."""
+
+    def __init__(
+        self,
+        graph: PhysicalGraph,
+        chain: Chain,
+        instance: int,
+        errors: ErrorPolicy,
+        make_context: Callable[[OperatorSpec, int], RuntimeContext],
+    ) -> None:
+        self.chain = chain
+        self.instance = instance
+        self.source: SourceRunner | None = None
+        self.runners: list[OperatorRunner] = []
+        self.functions: list[Any] = []
+        for op_id in chain.operators:
+            spec = graph.operator(op_id)
+            target = instantiate(spec, make_context(spec, instance))
+            self.functions.append(target)
+            if spec.kind is OpKind.SOURCE:
+                self.source = build_source(spec, target)
+            else:
+                self.runners.append(RUNNERS[spec.kind](spec, entry_point(spec, target), errors))
+
+    @property
+    def head_is_join(self) -> bool:
+        """Whether the first runner takes ``(key, record)`` pairs as they arrive."""
+        return bool(self.runners) and self.runners[0].spec.kind is OpKind.JOIN
+
+    def open(self) -> None:
+        """Call ``open()`` on every function instance, on the task's thread."""
+        for target in self.functions:
+            if isinstance(target, BaseFunction):
+                target.open()
+
+    def close(self) -> None:
+        """Call ``close()`` on every function instance (errors are left to the caller)."""
+        for target in self.functions:
+            if isinstance(target, BaseFunction):
+                target.close()
+
+    def process(self, batch: list, slot: int = 0, start: int = 0) -> list:
+        """Push a batch through the runners from index ``start``; returns the chain's output."""
+        for runner in self.runners[start:]:
+            if not batch:
+                return batch
+            began = perf_counter()
+            batch = runner.process(batch, slot)
+            stats = runner.stats
+            stats.busy_s += perf_counter() - began
+            stats.batches += 1
+            slot = 0
+        return batch
+
+    @property
+    def pending(self) -> int:
+        """Records waiting on asynchronous calls anywhere in the chain."""
+        return sum(runner.pending for runner in self.runners)
+
+    def poll(self) -> list:
+        """Outputs of asynchronous calls that completed, pushed through the rest of the chain."""
+        out: list = []
+        for i, runner in enumerate(self.runners):
+            if runner.pending:
+                ready = runner.poll()
+                if ready:
+                    out.extend(self.process(ready, 0, i + 1))
+        return out
+
+    def flush(self) -> list:
+        """At end of input: wait for every pending call, in chain order; the remaining output."""
+        out: list = []
+        for i, runner in enumerate(self.runners):
+            ready = runner.flush()
+            if ready:
+                out.extend(self.process(ready, 0, i + 1))
+        return out
+
+    def stats(self) -> dict[str, OperatorStats]:
+        """This instance's figures per operator id."""
+        figures = {runner.spec.id: runner.stats for runner in self.runners}
+        if self.source is not None:
+            figures[self.source.op_id] = self.source.stats
+        return figures
+
+    def set_wake(self, wake: Callable[[], None]) -> None:
+        """Give every asynchronous runner the task's wake-up call."""
+        for runner in self.runners:
+            async_calls = getattr(runner, "async_calls", None)
+            if async_calls is not None:
+                async_calls.wake = wake
+
+
+def instantiate(spec: OperatorSpec, ctx: RuntimeContext) -> Any:
+    """A function class is instantiated per instance; a function object is copied when parallel."""
+    function = spec.function
+    if inspect.isclass(function):
+        target = function()
+    elif isinstance(function, BaseFunction):
+        target = copy.deepcopy(function) if spec.parallelism > 1 else function
+    else:
+        return function
+    if isinstance(target, BaseFunction):
+        target.ctx = ctx
+    return target
+
+
+def entry_point(spec: OperatorSpec, target: Any) -> Any:
+    """What the runner calls: ``execute``, the ``(map0, map1)`` pair for comap, or the callable."""
+    if spec.kind is OpKind.COMAP:
+        if isinstance(target, (tuple, list)):
+            return tuple(target)
+        return (target.map0, target.map1)
+    if isinstance(target, BaseFunction):
+        return target.execute
+    return target
+
+
+def build_source(spec: OperatorSpec, target: Any) -> SourceRunner:
+    """The source runner for a source operator."""
+    stats = OperatorStats()
+    if spec.source_kind == "source_function":
+        return SourceRunner(spec.id, source_function_puller(target.execute), stats, bounded=False)
+    if spec.source_kind == "batch_function":
+        return SourceRunner(spec.id, batch_function_puller(target.execute), stats, bounded=True)
+    return SourceRunner(spec.id, iterable_puller(target), stats, bounded=True)

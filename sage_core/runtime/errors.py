@@ -1,0 +1,56 @@
+"""Job failures and the error policies that decide what a failed record does to the job."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable
+
+from sage_core.compiler.logical import OperatorSpec
+from sage_core.runtime.records import DeadLetter
+
+ERROR_POLICIES = ("fail", "skip", "dead_letter")
+
+
+class JobFailed(RuntimeError):
+    """A record failed under the ``fail`` policy; carries the operator, the record and the cause."""
+
+    def __init__(self, operator: str, record: Any, cause: BaseException, where: str = "") -> None:
+        self.operator = operator
+        self.record = record
+        self.cause = cause
+        shown = repr(record)
+        shown = shown if len(shown) <= 200 else shown[:197] + "..."
+        super().__init__(
+            f"operator {operator!r}{where} failed on record {shown}: {type(cause).__name__}: {cause}. "
+            f"Fix the function, or set the job's error_policy to 'skip' or 'dead_letter' to keep going."
+        )
+
+
+class ErrorPolicy:
+    """Applies the job's policy to a failed record: raise, count and log, or dead-letter it."""
+
+    def __init__(self, policy: str = "fail", dead_letter_sink: Callable[[DeadLetter], None] | None = None) -> None:
+        if policy not in ERROR_POLICIES:
+            msg = f"unknown error_policy {policy!r}; valid choices: {', '.join(ERROR_POLICIES)}"
+            raise ValueError(msg)
+        self.policy = policy
+        self.dead_letters: list[DeadLetter] = []
+        self._sink = dead_letter_sink
+        self._lock = threading.Lock()
+        self._log = logging.getLogger("sage.errors")
+        self._logged = 0
+
+    def handle(self, spec: OperatorSpec, record: Any, exc: BaseException) -> None:
+        """Raise :class:`JobFailed` (``fail``) or record the failure and return."""
+        if self.policy == "fail":
+            raise JobFailed(spec.id, record, exc, f" ({spec.kind.value})") from exc
+        if self.policy == "dead_letter":
+            letter = DeadLetter.from_exception(spec.id, record, exc)
+            with self._lock:
+                self.dead_letters.append(letter)
+                if self._sink is not None:
+                    self._sink(letter)
+        elif self._logged < 10:
+            self._logged += 1
+            self._log.warning("skipped a record in %s: %s: %s", spec.id, type(exc).__name__, exc)

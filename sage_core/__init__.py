@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     # dataflow API
     "LocalEnvironment": "sage_core.api.environment",
-    "RemoteEnvironment": "sage_core.api.environment",
+    "RemoteEnvironment": "sage_core.api.remote_environment",
     "DataStream": "sage_core.api.datastream",
     "ConnectedStreams": "sage_core.api.datastream",
     "BaseFunction": "sage_core.api.functions",

@@ -1,0 +1,117 @@
+"""The ``sage`` command line: run and inspect pipelines, list plugins. Plugins add commands."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from sage_core.plugins.manager import get_plugin_manager
+
+
+class GraphCaptured(Exception):
+    """Raised by ``submit()`` while ``sage graph`` loads a pipeline file, carrying its environment."""
+
+    def __init__(self, env: object) -> None:
+        super().__init__("pipeline captured")
+        self.env = env
+
+
+@contextmanager
+def capture_submit() -> Iterator[None]:
+    """Make ``env.submit()`` raise :class:`GraphCaptured` instead of running the job."""
+    from sage_core.api.environment import BaseEnvironment
+
+    original = BaseEnvironment.submit
+
+    def capture(self: BaseEnvironment, *args: object, **kwargs: object) -> None:
+        raise GraphCaptured(self)
+
+    BaseEnvironment.submit = capture  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        BaseEnvironment.submit = original  # type: ignore[method-assign]
+
+
+@click.group()
+@click.version_option(package_name="sage-core")
+def cli() -> None:
+    """SAGE: dataflow pipelines for LLM and RAG, with GPU services."""
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def run(path: str) -> None:
+    """Run a pipeline file (a Python script that builds and submits a pipeline)."""
+    sys.argv = [path]
+    runpy.run_path(path, run_name="__main__")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid"]), default="text", show_default=True)
+def graph(path: str, fmt: str) -> None:
+    """Print the physical graph of a pipeline file without running it."""
+    sys.argv = [path]
+    try:
+        with capture_submit():
+            runpy.run_path(path, run_name="__main__")
+    except GraphCaptured as captured:
+        physical = captured.env.compile()  # type: ignore[attr-defined]
+    else:
+        raise click.ClickException(f"{path} never called env.submit(): nothing to show")
+    if fmt == "dot":
+        click.echo(physical.to_dot())
+    elif fmt == "mermaid":
+        click.echo(physical.to_mermaid())
+    else:
+        for chain in physical.chains.values():
+            click.echo(f"task {' -> '.join(chain.operators)}  x{chain.parallelism}")
+        for channel in physical.channels:
+            click.echo(f"channel {channel.source} => {channel.target}  [{channel.partitioning.value}]")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins(as_json: bool) -> None:
+    """List plugins: name, version, hooks, and the error of any broken one."""
+    manager = get_plugin_manager()
+    infos = manager.plugins()
+    if as_json:
+        rows = [
+            {"name": i.name, "version": i.version, "builtin": i.builtin, "hooks": i.hooks, "error": i.error}
+            for i in infos
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="SAGE plugins")
+    for column in ("name", "version", "hooks", "status"):
+        table.add_column(column)
+    for info in infos:
+        status = f"[red]{info.error}[/red]" if info.error else "[green]ok[/green]"
+        table.add_row(info.name, info.version, ", ".join(info.hooks), status)
+    Console().print(table)
+    backends = Table(title="Service backends")
+    for column in ("kind", "backend", "devices", "plugin"):
+        backends.add_column(column)
+    for spec in sorted(manager.backends(), key=lambda b: (b.kind, b.name)):
+        backends.add_row(spec.kind, spec.name, ", ".join(spec.devices), spec.plugin)
+    Console().print(backends)
+
+
+def build_cli() -> click.Group:
+    """The root group with every plugin's commands added."""
+    get_plugin_manager().pm.hook.sage_register_commands(cli=cli)
+    return cli
+
+
+def main() -> None:
+    """Console entry point."""
+    build_cli()()

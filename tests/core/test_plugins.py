@@ -1,0 +1,103 @@
+"""Plugin discovery: installed packages, broken ones, unknown hooks, the CLI listing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from click.testing import CliRunner
+
+from sage_core import hookimpl
+from sage_core.cli import cli
+from sage_core.plugins.manager import DEFAULT_PLUGINS, PluginManager
+
+PACKAGES = Path(__file__).parent.parent / "plugin_packages"
+
+
+def pip(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "-q", *args], check=True)
+
+
+@pytest.fixture(scope="module")
+def installed_plugins() -> Iterator[None]:
+    """Pip-install the example and the broken plugin into this environment, then remove them."""
+    pip("install", "--no-deps", "--no-build-isolation", str(PACKAGES / "sage_example_plugin"), str(PACKAGES / "sage_broken_plugin"))
+    yield
+    pip("uninstall", "-y", "sage-example-plugin", "sage-broken-plugin")
+
+
+def sage_plugins_json() -> list[dict]:
+    out = subprocess.run([sys.executable, "-m", "sage_core", "plugins", "--json"], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_installed_plugin_is_discovered_with_version_and_hooks(installed_plugins: None) -> None:
+    rows = {row["name"]: row for row in sage_plugins_json()}
+    example = rows["example"]
+    assert example["version"] == "1.2.3" and example["error"] is None
+    assert example["hooks"] == ["sage_backends", "sage_register_commands", "sage_services"]
+
+
+def test_broken_plugin_is_reported_and_the_core_still_starts(installed_plugins: None) -> None:
+    rows = {row["name"]: row for row in sage_plugins_json()}
+    assert "a_module_that_is_not_installed" in rows["broken"]["error"]
+    assert rows["example"]["error"] is None and all(rows[m]["error"] is None for m in DEFAULT_PLUGINS)
+
+
+def test_plugin_backend_serves_through_config(installed_plugins: None) -> None:
+    code = (
+        "from sage_core import LocalEnvironment\n"
+        "env = LocalEnvironment('p')\n"
+        "env.register_service('shout', kind='text', backend='upper', options={'suffix': '!'})\n"
+        "got = []\n"
+        "class Step:\n"
+        "    pass\n"
+        "from sage_core import MapFunction\n"
+        "class Shout(MapFunction):\n"
+        "    def execute(self, data):\n"
+        "        return self.call_service['shout'].transform(text=data)\n"
+        "env.from_batch(['hi']).map(Shout).sink(got.append)\n"
+        "env.submit(); env.close(); print(got[0])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "HI!"
+
+
+def test_plugin_command_is_added_to_the_cli(installed_plugins: None) -> None:
+    out = subprocess.run([sys.executable, "-m", "sage_core", "shout"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "HELLO FROM A PLUGIN"
+
+
+class UnknownHook:
+    @hookimpl
+    def sage_not_a_hook(self) -> None:
+        """Implements a hook that does not exist."""
+
+
+def test_unknown_hook_is_reported_with_the_plugin_name() -> None:
+    manager = PluginManager(load_entry_points=False)
+    manager.register(UnknownHook(), name="typo-plugin")
+    info = next(i for i in manager.plugins() if i.name == "typo-plugin")
+    assert "sage_not_a_hook" in info.error
+    assert not manager.pm.is_registered(manager.pm.get_plugin("typo-plugin"))
+
+
+def test_allowlist_loads_only_named_entry_point_plugins(installed_plugins: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAGE_LOAD_PLUGINS", "")
+    names = {i.name for i in PluginManager().plugins()}
+    assert names == set(DEFAULT_PLUGINS)
+
+
+def test_every_builtin_plugin_registers_without_errors() -> None:
+    manager = PluginManager(load_entry_points=False)
+    assert all(info.error is None and info.hooks for info in manager.plugins())
+    assert {"vdb", "embedding", "llm", "kv", "graph", "memory"} <= set(manager.kinds())
+
+
+def test_plugins_command_prints_a_table() -> None:
+    result = CliRunner().invoke(cli, ["plugins"])
+    assert result.exit_code == 0 and "sage_core.plugins.builtin.numpy_vdb" in result.output

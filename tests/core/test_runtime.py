@@ -1,0 +1,155 @@
+"""Local runtime behaviour: backpressure, stopping, Ctrl-C, threads, asynchronous maps."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import psutil
+import pytest
+
+from sage_core import LocalEnvironment, SourceFunction
+
+
+class Ticks(SourceFunction):
+    """An unbounded source of increasing integers."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def execute(self, data: object = None) -> int:
+        self.n += 1
+        return self.n
+
+
+@pytest.mark.slow
+def test_ten_million_records_into_a_slow_sink_keep_memory_bounded(no_leaked_threads: None) -> None:
+    process = psutil.Process()
+    env = LocalEnvironment("pressure", config={"job": {"queue_size": 8, "batch_size": 256}})
+    seen = [0]
+
+    def slow_sink(record: dict) -> None:
+        seen[0] += 1
+        if seen[0] % 256 == 0:
+            time.sleep(0.002)
+
+    env.from_batch({"id": i, "payload": "x" * 64} for i in range(10_000_000)).map(lambda r: r).sink(slow_sink)
+    before = process.memory_info().rss
+    job = env.submit(autostop=False)
+    peak = before
+    for _ in range(30):
+        time.sleep(0.1)
+        peak = max(peak, process.memory_info().rss)
+    job.stop()
+    env.close()
+    assert seen[0] < 10_000_000, "the sink should lag far behind the source"
+    # 10M such dicts would take over 2 GB; the queues hold a few thousand
+    assert peak - before < 64 * 1024 * 1024, f"RSS grew by {(peak - before) / 2**20:.0f} MiB"
+
+
+def test_unbounded_source_stops_on_stop_and_drains(no_leaked_threads: None) -> None:
+    env = LocalEnvironment("unbounded")
+    got: list[int] = []
+    env.from_source(Ticks).map(lambda x: x * 10).sink(got.append)
+    job = env.submit(autostop=False)
+    time.sleep(0.2)
+    assert job.status == "running"
+    assert job.stop() == "stopped"
+    env.close()
+    summary = job.summary()["operators"]
+    assert summary["source_1"]["out"] == len(got) > 0
+
+
+def test_ctrl_c_stops_an_unbounded_job_cleanly(tmp_path) -> None:
+    script = tmp_path / "forever.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import threading
+            from sage_core import LocalEnvironment, SourceFunction
+
+            class Ticks(SourceFunction):
+                def execute(self, data=None):
+                    return 1
+
+            env = LocalEnvironment("forever")
+            env.from_source(Ticks).sink(lambda x: None)
+            job = env.submit(autostop=False)
+            print("started", flush=True)
+            try:
+                job.wait()
+            except KeyboardInterrupt:
+                env.close()
+                alive = [t.name for t in threading.enumerate() if t.name.startswith("sage-")]
+                print("stopped", job.status, alive, flush=True)
+            """
+        )
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "started"
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert out.strip() == "stopped stopped []"
+
+
+def test_no_thread_is_left_behind(no_leaked_threads: None) -> None:
+    env = LocalEnvironment("threads")
+    stream = env.from_batch(range(1000)).map(lambda x: x, parallelism=3)
+    stream.keyby(lambda x: x % 5).map(lambda x: x, parallelism=2).sink(lambda x: None)
+    env.submit()
+    env.close()
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_map_returning_futures_keeps_capacity_in_flight(ordered: bool) -> None:
+    pool = ThreadPoolExecutor(max_workers=32)
+    in_flight, peak, lock = [0], [0], threading.Lock()
+
+    def slow_square(x: int) -> int:
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        time.sleep(0.005 * (x % 3))
+        with lock:
+            in_flight[0] -= 1
+        return x * x
+
+    def call(x: int) -> Future:
+        return pool.submit(slow_square, x)
+
+    env = LocalEnvironment("async")
+    got: list[int] = []
+    env.from_batch(range(300)).map(call, capacity=16, ordered=ordered).map(lambda y: y + 1).sink(got.append)
+    job = env.submit()
+    env.close()
+    pool.shutdown()
+    expected = [x * x + 1 for x in range(300)]
+    assert (got if ordered else sorted(got)) == expected
+    assert 8 <= peak[0] <= 16, f"peak in flight {peak[0]}"
+    assert job.summary()["operators"]["map_2"]["out"] == 300
+
+
+def test_map_returning_several_futures_gets_all_results() -> None:
+    pool = ThreadPoolExecutor(max_workers=4)
+    env = LocalEnvironment("async-many")
+    got: list = []
+    env.from_batch(range(10)).map(lambda x: [pool.submit(abs, -x), pool.submit(str, x)]).sink(got.append)
+    env.submit()
+    env.close()
+    pool.shutdown()
+    assert sorted(got) == [[x, str(x)] for x in range(10)]
+
+
+def test_task_threads_are_named_after_their_chain() -> None:
+    env = LocalEnvironment("names")
+    names: list[str] = []
+    env.from_batch([1]).map(lambda x: threading.current_thread().name).sink(names.append)
+    env.submit()
+    env.close()
+    assert names == ["sage-task-source_1+map_2+sink_3#0"]

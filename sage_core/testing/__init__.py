@@ -1,1 +1,61 @@
-"""Test kit for plugin authors: contract suites, sources and sinks."""
+"""Test kit for plugin authors: pytest contract suites, one per service contract.
+
+A backend proves it honours its contract by subclassing the suite in its own tests and defining
+one fixture. Stateful stores name a *factory* (the suite needs fresh empty stores, and closes each
+after the test); expensive stateless models name the *instance* (any fixture scope; not closed)::
+
+    import pytest
+    from sage_core.testing import VectorStoreContract
+
+    class TestMyStore(VectorStoreContract):
+        dim = 8                      # vectors the suite adds have this dimension
+
+        @pytest.fixture
+        def make_store(self, tmp_path):
+            return lambda: MyStore(dim=self.dim)
+
+==========================  =======================  ===============================
+suite                       fixture to define        returns
+==========================  =======================  ===============================
+``VectorStoreContract``     ``make_store``           factory of empty vector stores
+``KVStoreContract``         ``make_kv``              factory of empty KV stores
+``GraphStoreContract``      ``make_graph``           factory of empty graph stores
+``MemoryContract``          ``make_memory``          factory of empty memories
+``EmbedderContract``        ``embedder``             a ready embedder
+``LLMContract``             ``llm``                  a ready model
+==========================  =======================  ===============================
+
+A slow model can be shared by a class-scoped fixture (pytest wants it a classmethod)::
+
+    class TestMyEmbedder(EmbedderContract):
+        @pytest.fixture(scope="class")
+        @classmethod
+        def embedder(cls):
+            return MyEmbedder()
+
+Backend methods may be sync, ``async def`` or async generators: the suites call them through
+:func:`call` / :func:`drain`, which await coroutines on one event loop kept for the whole session.
+Class attributes tune a suite: ``VectorStoreContract.dim`` / ``.exact``, ``EmbedderContract.atol``,
+``LLMContract.sampling``.
+"""
+
+from sage_core.testing._calls import call, drain, session_loop
+from sage_core.testing.embedder import EmbedderContract
+from sage_core.testing.graph_store import GraphStoreContract
+from sage_core.testing.kv_store import KVStoreContract
+from sage_core.testing.llm import LLMContract
+from sage_core.testing.memory import MemoryContract
+from sage_core.testing.vector_store import VectorStoreContract, unit_vectors
+
+__all__ = [
+    "EmbedderContract",
+    "GraphStoreContract",
+    "KVStoreContract",
+    "LLMContract",
+    "MemoryContract",
+    "VectorStoreContract",
+    "call",
+    "drain",
+    "session_loop",
+    "unit_vectors",
+]

@@ -1,0 +1,394 @@
+"""Request batching: concurrent calls of a batchable method become one stacked backend call.
+
+A backend marks a method with :func:`batchable`::
+
+    class MyStore:
+        @batchable(arg="query", max_size=256, max_wait_ms=2)
+        def search(self, query, top_k=10, filter=None): ...
+
+The service layer then gives each replica one :class:`BatchingQueue` per batchable method, with one
+dedicated thread. The thread takes the first waiting request, collects more for at most
+``max_wait_ms`` (or until ``max_size`` rows), groups them by their *other* arguments (``top_k``,
+``filter``: only equal ones share a call), stacks ``arg`` along the first axis and calls the
+method once per group. Stacking rules:
+
+* numpy arrays: 1-D rows are stacked, 2-D arrays concatenated (a mix works);
+* lists and tuples are concatenated; any other value (``str``, a dict) is one item.
+
+The result (a list or an array with one entry per stacked row) is split back in order: a caller
+that sent one item (a 1-D vector, a ``str``) gets element 0 of its share, a caller that sent a
+batch gets its slice. Batchable methods must be safe to run again: when a stacked call raises,
+each request is retried alone, so one caller's bad input fails only that caller.
+
+``async def`` methods work too: the call is scheduled on the replica's event loop and the thread
+moves on to the next batch while it runs. Sync methods run on the batching thread itself, one batch
+at a time per replica (add replicas for more concurrency).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable, Sequence, TypeVar
+
+import numpy as np
+
+from sage_core.services.errors import ServiceClosed
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+BATCHABLE_ATTR = "__sage_batchable__"
+"""Attribute set by :func:`batchable` on the function it marks."""
+
+log = logging.getLogger("sage.services.batching")
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """How a method is batched: the argument stacked, the largest batch and the longest wait."""
+
+    arg: str
+    max_size: int = 256
+    max_wait_ms: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not self.arg or not isinstance(self.arg, str):
+            msg = f"batchable: arg must name the argument to stack (a str), got {self.arg!r}"
+            raise ValueError(msg)
+        if int(self.max_size) < 1:
+            msg = f"batchable({self.arg!r}): max_size must be >= 1, got {self.max_size}"
+            raise ValueError(msg)
+        if float(self.max_wait_ms) < 0:
+            msg = f"batchable({self.arg!r}): max_wait_ms must be >= 0, got {self.max_wait_ms}"
+            raise ValueError(msg)
+
+
+def batchable(arg: str, *, max_size: int = 256, max_wait_ms: float = 2.0) -> Callable[[F], F]:
+    """Mark a backend method whose concurrent calls may be stacked along ``arg`` into one call.
+
+    The method itself is unchanged (calling it directly does no batching); the service layer reads
+    the mark. A service's ``batch: {max_size, max_wait_ms}`` config overrides these sizes.
+    """
+    spec = BatchSpec(arg=arg, max_size=max_size, max_wait_ms=max_wait_ms)
+
+    def mark(fn: F) -> F:
+        setattr(fn, BATCHABLE_ATTR, spec)
+        return fn
+
+    return mark
+
+
+def batch_spec(method: Any) -> BatchSpec | None:
+    """The :class:`BatchSpec` of a method marked with :func:`batchable`, else ``None``."""
+    spec = getattr(method, BATCHABLE_ATTR, None)
+    return spec if isinstance(spec, BatchSpec) else None
+
+
+class _Request:
+    """One caller's share of a batch."""
+
+    __slots__ = ("value", "others", "key", "future", "rows", "single")
+
+    def __init__(self, value: Any, others: dict[str, Any], future: Future) -> None:
+        self.value = value
+        self.others = others
+        self.key = _freeze(others)
+        self.future = future
+        self.rows, self.single = _shape(value)
+
+
+_STOP = object()
+
+
+class BatchingQueue:
+    """Coalesces concurrent calls of one batchable method of one backend object.
+
+    ``method`` is the bound method; ``loop`` the event loop (running in another thread) on which an
+    ``async def`` method is scheduled. :meth:`submit` returns a ``concurrent.futures.Future``.
+    """
+
+    def __init__(
+        self,
+        method: Callable[..., Any],
+        spec: BatchSpec,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        name: str = "",
+    ) -> None:
+        self.method = method
+        self.spec = spec
+        self.name = name or getattr(method, "__qualname__", "batch")
+        self.is_async = inspect.iscoroutinefunction(method)
+        if self.is_async and loop is None:
+            msg = f"{self.name}: an async batchable method needs the replica's event loop"
+            raise ValueError(msg)
+        self._loop = loop
+        self._signature = inspect.signature(method)
+        if spec.arg not in self._signature.parameters:
+            msg = f"{self.name}: @batchable(arg={spec.arg!r}) names no parameter of the method"
+            raise ValueError(msg)
+        self._max_size = int(spec.max_size)
+        self._max_wait = float(spec.max_wait_ms) / 1000.0
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._carry: _Request | None = None
+        self._closed = False
+        self._stats_lock = threading.Lock()
+        self.batches = 0
+        self.requests = 0
+        self.rows = 0
+        self.max_rows = 0
+        self._thread = threading.Thread(target=self._run, name=f"sage-batch-{self.name}", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ public
+
+    def submit(self, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None) -> Future:
+        """Queue one call; the Future resolves to this caller's share of the batched result."""
+        kwargs = dict(kwargs or {})
+        if args or self.spec.arg not in kwargs:
+            bound = self._signature.bind(*args, **kwargs)
+            kwargs = dict(bound.arguments)
+        value = kwargs.pop(self.spec.arg)
+        future: Future = Future()
+        if self._closed:
+            future.set_exception(ServiceClosed(f"{self.name}: batching queue is closed"))
+            return future
+        self._queue.put(_Request(value, kwargs, future))
+        return future
+
+    def stats(self) -> dict[str, float]:
+        """Batches run, requests and rows served, mean and max rows per batch."""
+        with self._stats_lock:
+            mean = self.rows / self.batches if self.batches else 0.0
+            return {
+                "batches": self.batches,
+                "requests": self.requests,
+                "rows": self.rows,
+                "mean_rows": round(mean, 2),
+                "max_rows": self.max_rows,
+            }
+
+    def close(self, timeout: float | None = 5.0) -> None:
+        """Run what is already queued, then stop the thread. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    # ------------------------------------------------------------------ the batching thread
+
+    def _run(self) -> None:
+        while True:
+            batch, stop = self._collect()
+            if batch:
+                self._dispatch(batch)
+            if stop:
+                break
+        self._fail_leftovers()
+
+    def _collect(self) -> tuple[list[_Request], bool]:
+        """Block for a first request, then gather more until full or ``max_wait`` has passed."""
+        first = self._carry
+        self._carry = None
+        if first is None:
+            first = self._queue.get()
+            if first is _STOP:
+                return [], True
+        batch = [first]
+        rows = first.rows
+        deadline = time.monotonic() + self._max_wait
+        get, get_nowait = self._queue.get, self._queue.get_nowait
+        while rows < self._max_size:
+            try:
+                item = get_nowait()
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = get(timeout=remaining)
+                except queue.Empty:
+                    break
+            if item is _STOP:
+                return batch, True
+            if rows + item.rows > self._max_size:
+                self._carry = item
+                break
+            batch.append(item)
+            rows += item.rows
+        return batch, False
+
+    def _dispatch(self, batch: list[_Request]) -> None:
+        live = [r for r in batch if r.future.set_running_or_notify_cancel()]
+        groups: dict[Hashable, list[_Request]] = {}
+        for request in live:
+            groups.setdefault(request.key, []).append(request)
+        for group in groups.values():
+            self._record(group)
+            if len(group) == 1:
+                self._call_one(group[0])
+            else:
+                self._call_group(group)
+
+    def _record(self, group: list[_Request]) -> None:
+        rows = sum(r.rows for r in group)
+        with self._stats_lock:
+            self.batches += 1
+            self.requests += len(group)
+            self.rows += rows
+            if rows > self.max_rows:
+                self.max_rows = rows
+
+    def _call_group(self, group: list[_Request]) -> None:
+        try:
+            stacked = _stack([r.value for r in group], [r.single for r in group])
+        except Exception:  # mixed shapes or dtypes: each caller on its own
+            for request in group:
+                self._call_one(request)
+            return
+        kwargs = dict(group[0].others)
+        kwargs[self.spec.arg] = stacked
+        if self.is_async:
+            try:
+                task = asyncio.run_coroutine_threadsafe(self.method(**kwargs), self._loop)  # type: ignore[arg-type]
+            except Exception as exc:
+                _fail_all(group, exc)
+                return
+            task.add_done_callback(lambda done: self._finish_group(group, done))
+            return
+        try:
+            result = self.method(**kwargs)
+        except Exception:
+            for request in group:
+                self._call_one(request)
+            return
+        self._split(group, result)
+
+    def _finish_group(self, group: list[_Request], done: Future) -> None:
+        exc = done.exception()
+        if exc is None:
+            self._split(group, done.result())
+            return
+        for request in group:  # retry alone so that only the bad request fails
+            self._call_one(request)
+
+    def _call_one(self, request: _Request) -> None:
+        kwargs = dict(request.others)
+        kwargs[self.spec.arg] = request.value
+        future = request.future
+        if self.is_async:
+            try:
+                task = asyncio.run_coroutine_threadsafe(self.method(**kwargs), self._loop)  # type: ignore[arg-type]
+            except Exception as exc:
+                future.set_exception(exc)
+                return
+            task.add_done_callback(lambda done: _copy_outcome(done, future))
+            return
+        try:
+            result = self.method(**kwargs)
+        except Exception as exc:
+            future.set_exception(exc)
+            return
+        future.set_result(result)
+
+    def _split(self, group: list[_Request], result: Any) -> None:
+        total = sum(r.rows for r in group)
+        try:
+            size = len(result)
+        except TypeError:
+            size = -1
+        if size != total:
+            exc = ValueError(
+                f"{self.name}: batchable method returned {size if size >= 0 else type(result).__name__} "
+                f"results for {total} stacked inputs; it must return one result per input row"
+            )
+            _fail_all(group, exc)
+            return
+        start = 0
+        for request in group:
+            end = start + request.rows
+            request.future.set_result(result[start] if request.single else result[start:end])
+            start = end
+
+    def _fail_leftovers(self) -> None:
+        leftovers = [self._carry] if self._carry is not None else []
+        self._carry = None
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                leftovers.append(item)
+        for request in leftovers:
+            if request.future.set_running_or_notify_cancel():
+                request.future.set_exception(ServiceClosed(f"{self.name}: service closed before the call ran"))
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _shape(value: Any) -> tuple[int, bool]:
+    """Rows a value contributes and whether it is a single item."""
+    if isinstance(value, np.ndarray):
+        if value.ndim == 2:
+            return value.shape[0], False
+        return 1, True
+    if isinstance(value, (list, tuple)):
+        return len(value), False
+    return 1, True
+
+
+def _stack(values: list[Any], singles: list[bool]) -> Any:
+    """Stack values along the first axis (see the module docstring for the rules)."""
+    if all(isinstance(v, np.ndarray) for v in values):
+        if all(singles):
+            return np.stack(values)
+        parts = [v.reshape(1, -1) if single else v for v, single in zip(values, singles)]
+        return np.concatenate(parts)
+    if any(isinstance(v, np.ndarray) for v in values):
+        msg = "cannot stack numpy arrays with other values"
+        raise TypeError(msg)
+    out: list[Any] = []
+    for value, single in zip(values, singles):
+        if single:
+            out.append(value)
+        else:
+            out.extend(value)
+    return out
+
+
+def _freeze(value: Any) -> Hashable:
+    """A hashable key for the non-stacked arguments; unhashable values never share a batch."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_freeze(v) for v in value))
+    try:
+        hash(value)
+    except TypeError:
+        return ("unhashable", id(value))
+    return value
+
+
+def _fail_all(group: list[_Request], exc: BaseException) -> None:
+    for request in group:
+        request.future.set_exception(exc)
+
+
+def _copy_outcome(done: Future, target: Future) -> None:
+    exc = done.exception()
+    if exc is None:
+        target.set_result(done.result())
+    else:
+        target.set_exception(exc)
+
+
+__all__ = ["BATCHABLE_ATTR", "BatchSpec", "BatchingQueue", "batch_spec", "batchable"]

@@ -1,0 +1,340 @@
+"""``VDBService``: the FAISS vector store behind the ``VectorStore`` contract.
+
+Use it directly, register it in a flow, or name it in a config::
+
+    env.register_service("vdb_service", lambda: VDBService())            # dim from the first add
+    env.register_service("vdb_service", lambda: VDBService(384, index="HNSW32", metric="ip"))
+    # services: {vdb_service: {kind: vdb, backend: faiss, device: auto, options: {index: "IVF1024,Flat"}}}
+
+Every method takes the store's lock: FAISS indexes are not safe to search while they change, and a
+GPU resources object must not serve two calls at once. Concurrent searches arriving through the
+service layer are stacked into one call by ``@batchable``, so the lock costs one FAISS call per
+batch rather than one per caller.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from sage_core import Hit, batchable
+
+from sage_vdb_faiss.config import FaissConfig
+from sage_vdb_faiss.devices import resolve_placement
+from sage_vdb_faiss.engine import FaissEngine
+from sage_vdb_faiss.inputs import as_filter, as_ids, as_lookup_ids, as_matrix, as_metadata, as_top_k
+from sage_vdb_faiss.metadata import MetadataIndex
+from sage_vdb_faiss.persistence import read_store, write_store
+from sage_vdb_faiss.table import VectorTable
+
+
+class VDBService:
+    """A vector store on FAISS: string ids, metadata, filters, persistence, CPU or GPU.
+
+    ``dim`` may be omitted (learnt from the first vectors added). Other options, all keyword:
+    ``index`` (a ``faiss.index_factory`` string, default ``"Flat"``), ``metric`` (``cosine``,
+    ``ip`` or ``l2``), ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``), ``nprobe``,
+    ``ef_search``, ``train_min``, ``train_max``, ``fp16``, ``gpu_temp_memory_mb``, ``multi_gpu``
+    (``shard`` or ``replicate``), ``rebuild_ratio``, ``filter_exact_max``, ``seed``; see
+    :class:`~sage_vdb_faiss.config.FaissConfig`. ``device="cuda"`` without a GPU raises
+    :class:`sage_core.BackendUnavailable`.
+    """
+
+    def __init__(self, dim: int | None = None, **options: Any) -> None:
+        self.config = FaissConfig.from_options({"dim": dim, **options})
+        resolve_placement(self.config, None)  # a missing GPU fails now, not at the first add
+        self.dim: int | None = None
+        self._lock = threading.RLock()
+        self._table: VectorTable | None = None
+        self._engine: FaissEngine | None = None
+        self._metadata = MetadataIndex()
+        self._closed = False
+        self._searches = 0
+        self._queries = 0
+        if self.config.dim is not None:
+            self._start(self.config.dim)
+
+    def __repr__(self) -> str:
+        return (
+            f"VDBService(index={self.config.index!r}, metric={self.config.metric!r}, dim={self.dim}, "
+            f"device={self.device!r}, count={self.count()})"
+        )
+
+    @property
+    def device(self) -> str:
+        """Where the index lives: ``cpu``, ``cuda:0``, ``cuda:0,1 (shard)``; ``pending`` before dim is known."""
+        return "pending" if self._engine is None else str(self._engine.placement)
+
+    # ------------------------------------------------------------------ writes
+
+    def add(
+        self,
+        vectors: np.ndarray,
+        ids: Sequence[str] | None = None,
+        metadata: Sequence[Mapping[str, Any]] | None = None,
+    ) -> list[str]:
+        """Insert vectors (ids generated when ``ids`` is None); an id already stored is a ``ValueError``."""
+        where = "VDBService.add"
+        with self._lock:
+            self._check_open(where)
+            matrix, _ = as_matrix(vectors, self.dim, where)
+            count = len(matrix)
+            ids = [uuid.uuid4().hex for _ in range(count)] if ids is None else as_ids(ids, count, where)
+            metas = as_metadata(metadata, count, where)
+            if count == 0:
+                return []
+            table = self._ready(matrix.shape[1])
+            taken = [item for item in ids if item in table.row_of]
+            if taken:
+                raise ValueError(
+                    f"{where}: {len(taken)} id(s) already stored, e.g. {taken[0]!r}; use upsert() to replace them"
+                )
+            self._write(matrix, ids, metas or [{} for _ in ids], replaced={})
+            return ids
+
+    def upsert(
+        self,
+        vectors: np.ndarray,
+        ids: Sequence[str],
+        metadata: Sequence[Mapping[str, Any]] | None = None,
+    ) -> list[str]:
+        """Insert or replace vectors and their metadata by id (metadata ``None`` stores ``{}``)."""
+        where = "VDBService.upsert"
+        with self._lock:
+            self._check_open(where)
+            matrix, _ = as_matrix(vectors, self.dim, where)
+            ids = as_ids(ids, len(matrix), where)
+            metas = as_metadata(metadata, len(matrix), where)
+            if not ids:
+                return []
+            table = self._ready(matrix.shape[1])
+            replaced = {item: table.row_of[item] for item in ids if item in table.row_of}
+            self._write(matrix, ids, metas or [{} for _ in ids], replaced=replaced)
+            return ids
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Remove ids; returns how many existed (unknown ids are skipped)."""
+        where = "VDBService.delete"
+        with self._lock:
+            self._check_open(where)
+            wanted = as_lookup_ids(ids, where)
+            if self._table is None:
+                return 0
+            rows = sorted({self._table.row_of[item] for item in wanted if item in self._table.row_of})
+            self._kill(np.asarray(rows, dtype=np.int64))
+            self._compact_if_needed()
+            return len(rows)
+
+    # ------------------------------------------------------------------ reads
+
+    @batchable(arg="query")
+    def search(
+        self, query: np.ndarray, top_k: int = 10, filter: Mapping[str, Any] | None = None
+    ) -> list[Hit] | list[list[Hit]]:
+        """Nearest neighbours: a list of hits for one query (1-D), a list per row for a batch (2-D).
+
+        Scores are higher-is-closer (cosine similarity, inner product, or ``-distance²`` for l2).
+        ``filter`` keeps hits whose metadata equals every given value (a list value means one of);
+        ``top_k`` above the number of matching vectors returns them all.
+        """
+        where = "VDBService.search"
+        k = as_top_k(top_k, where)
+        wanted = as_filter(filter, where)
+        with self._lock:
+            self._check_open(where)
+            matrix, single = as_matrix(query, self.dim, where, name="query")
+            table, engine = self._table, self._engine
+            if table is None or engine is None or len(matrix) == 0:
+                return [] if single else [[] for _ in range(len(matrix))]
+            rows = None if wanted is None else self._metadata.match(wanted)
+            scores, found = engine.search(table, self._to_index_space(matrix)[0], k, rows)
+            self._searches += 1
+            self._queries += len(matrix)
+            hits = [_hits(table, score_row, row_ids) for score_row, row_ids in zip(scores, found)]
+        return hits[0] if single else hits
+
+    def get(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        """``{"id", "vector", "metadata"}`` per id (copies), ``None`` for an unknown id."""
+        where = "VDBService.get"
+        with self._lock:
+            self._check_open(where)
+            wanted = as_lookup_ids(ids, where)
+            table = self._table
+            out: list[dict[str, Any] | None] = []
+            for item in wanted:
+                row = None if table is None else table.row_of.get(item)
+                if row is None or table is None:
+                    out.append(None)
+                else:
+                    out.append({"id": item, "vector": table.original(row), "metadata": dict(table.metadata[row] or {})})
+            return out
+
+    def count(self) -> int:
+        """Number of stored vectors."""
+        table = self._table
+        return 0 if table is None else table.live_count
+
+    def stats(self) -> dict[str, Any]:
+        """Figures for monitoring: sizes, index state, device, and search calls made."""
+        with self._lock:
+            table, engine = self._table, self._engine
+            return {
+                "index": self.config.index,
+                "metric": self.config.metric,
+                "device": self.device,
+                "dim": self.dim,
+                "count": self.count(),
+                "rows": 0 if table is None else table.rows,
+                "dead_rows": 0 if table is None else table.dead_count,
+                "trained": bool(engine and engine.trained),
+                "searches": self._searches,
+                "queries": self._queries,
+                "faiss_calls": 0 if engine is None else engine.calls,
+            }
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: str) -> None:
+        """Write ids, vectors, metadata and the index to one file atomically (see ``persistence``)."""
+        with self._lock:
+            self._check_open("VDBService.save")
+            engine = self._engine
+            index = None
+            if engine is not None:
+                index = engine.cpu_index() if engine.cpu_index() is not None else engine.trained_empty_index()
+            manifest = {
+                "dim": self.dim,
+                "metric": self.config.metric,
+                "index": self.config.index,
+                "rows": 0 if self._table is None else self._table.rows,
+                "live": self.count(),
+            }
+            write_store(path, manifest, self._table, index)
+
+    def load(self, path: str) -> None:
+        """Replace the contents with what :meth:`save` wrote.
+
+        The file's dimension must match this store's (when known) and its metric must match;
+        the file's index type is adopted. A corrupt or truncated file raises ``ValueError`` and
+        leaves the store as it was.
+        """
+        where = "VDBService.load"
+        with self._lock:
+            self._check_open(where)
+            saved = read_store(path, where)
+            if self.dim is not None and saved.dim is not None and saved.dim != self.dim:
+                raise ValueError(
+                    f"{where}: {path!r} holds dimension {saved.dim}, this store has dimension {self.dim} "
+                    f"(option dim); load it into a store of dimension {saved.dim}"
+                )
+            if saved.manifest["metric"] != self.config.metric:
+                raise ValueError(
+                    f"{where}: {path!r} was saved with metric {saved.manifest['metric']!r}, this store uses "
+                    f"{self.config.metric!r}; create the store with metric={saved.manifest['metric']!r}"
+                )
+            config = self.config.replace(index=saved.manifest["index"])
+            dim = saved.dim if saved.dim is not None else self.dim
+            if dim is None:
+                self._replace(config, None, None, MetadataIndex())
+                return
+            table = VectorTable(dim)
+            table.restore(saved.vectors, saved.norms, saved.alive, saved.ids, saved.metadata)
+            engine = FaissEngine(config, dim)
+            if saved.index is not None:
+                engine.restore(saved.index, table)
+            elif table.live_count >= engine.train_min and not engine.trained:
+                engine.train(table)
+            metadata = MetadataIndex()
+            metadata.rebuild(table.metadata)
+            self._replace(config, table, engine, metadata)
+
+    def close(self) -> None:
+        """Release the index and any GPU memory. Idempotent; later calls raise ``RuntimeError``."""
+        with self._lock:
+            if self._engine is not None:
+                self._engine.close()
+            self._closed = True
+
+    # ------------------------------------------------------------------ internals
+
+    def _check_open(self, where: str) -> None:
+        if self._closed:
+            raise RuntimeError(f"{where}: the store is closed; create a new VDBService")
+
+    def _start(self, dim: int) -> None:
+        self._engine = FaissEngine(self.config, dim)
+        self._table = VectorTable(dim)
+        self.dim = dim
+
+    def _ready(self, dim: int) -> VectorTable:
+        if self._table is None:
+            self._start(dim)
+        assert self._table is not None
+        return self._table
+
+    def _to_index_space(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors as the index stores them, and the factor that restores each original."""
+        if not self.config.normalise:
+            return matrix, np.ones(len(matrix), dtype=np.float32)
+        norms = np.linalg.norm(matrix, axis=1).astype(np.float32)
+        unit = np.divide(matrix, norms[:, None], out=np.zeros_like(matrix), where=norms[:, None] > 0)
+        return unit, norms
+
+    def _write(
+        self, matrix: np.ndarray, ids: list[str], metas: list[dict[str, Any]], replaced: dict[str, int]
+    ) -> None:
+        """Append rows and index them; on failure undo the append, so the store stays as it was."""
+        table, engine = self._table, self._engine
+        assert table is not None and engine is not None
+        before = table.rows
+        vectors, norms = self._to_index_space(matrix)
+        rows = table.append(vectors, norms, ids, metas)
+        try:
+            engine.append(table, rows)
+        except BaseException:
+            table.truncate(before)
+            table.row_of.update(replaced)
+            engine.rebuild(table)
+            raise
+        for row, entry in zip(rows.tolist(), metas):
+            self._metadata.add(row, entry)
+        self._kill(np.asarray(sorted(replaced.values()), dtype=np.int64))
+        self._compact_if_needed()
+
+    def _kill(self, rows: np.ndarray) -> None:
+        table = self._table
+        if table is None or len(rows) == 0:
+            return
+        for row in rows.tolist():
+            entry = table.metadata[row]
+            if entry is not None:
+                self._metadata.remove(row, entry)
+        table.kill(rows)
+
+    def _compact_if_needed(self) -> None:
+        table, engine = self._table, self._engine
+        if table is None or engine is None or not engine.needs_compaction(table):
+            return
+        table.compact()
+        self._metadata.rebuild(table.metadata)
+        engine.rebuild(table)
+
+    def _replace(
+        self, config: FaissConfig, table: VectorTable | None, engine: FaissEngine | None, metadata: MetadataIndex
+    ) -> None:
+        if self._engine is not None:
+            self._engine.close()
+        self.config, self._table, self._engine, self._metadata = config, table, engine, metadata
+        self.dim = None if table is None else table.dim
+
+
+def _hits(table: VectorTable, scores: np.ndarray, rows: np.ndarray) -> list[Hit]:
+    ids, metadata = table.ids, table.metadata
+    return [
+        Hit(ids[row], score, dict(metadata[row] or {}))  # type: ignore[arg-type]
+        for row, score in zip(rows.tolist(), scores.tolist())
+        if row >= 0
+    ]

@@ -43,6 +43,7 @@ class FaissEngine:
             ) from None
         self.placement: Placement = resolve_placement(config, template)
         self._gpu = GpuPlacer(self.placement, config) if self.placement.on_gpu else None
+        self.max_k = GPU_MAX_K if self.placement.on_gpu else None
         self._template = template
         self._ivf = faiss.try_extract_index_ivf(template)
         self._hnsw = _hnsw_of(template)
@@ -52,7 +53,6 @@ class FaissEngine:
         self.index: faiss.Index | None = None
         if self._empty is not None:
             self.index = self._place(faiss.clone_index(self._empty))
-        self.max_k = GPU_MAX_K if self.placement.on_gpu else None
         self.calls = 0
         """FAISS search calls made (index or exact); tests read it to see coalescing."""
 
@@ -60,8 +60,8 @@ class FaissEngine:
 
     @property
     def trained(self) -> bool:
-        """Whether searches go to the FAISS index (False: exact scan of the buffered rows)."""
-        return self.index is not None
+        """Whether the index is trained (until then searches scan the buffered rows exactly)."""
+        return self._empty is not None
 
     def trained_empty_index(self) -> faiss.Index | None:
         """A CPU copy of the trained index without vectors (what persistence stores for GPU indexes)."""
@@ -75,9 +75,12 @@ class FaissEngine:
 
     def append(self, table: VectorTable, rows: np.ndarray) -> None:
         """Index rows just appended to the table, training first when the threshold is reached."""
-        if self.index is None:
+        if not self.trained:
             if table.live_count >= self.train_min:
                 self.train(table)
+            return
+        if self.index is None:  # an earlier rebuild failed part way: build again with every row
+            self.rebuild(table)
             return
         start, stop = int(rows[0]), int(rows[-1]) + 1
         self.index.add(table.vectors[start:stop])
@@ -99,6 +102,7 @@ class FaissEngine:
         """Index every table row afresh (after compaction or training)."""
         if self._empty is None:
             return
+        self.index = None  # drop the stale index first, so GPU memory holds one copy at a time
         index = self._place(faiss.clone_index(self._empty))
         if table.rows:
             index.add(table.vectors)
@@ -225,7 +229,7 @@ class FaissEngine:
 
     def _nprobe(self) -> int:
         assert self._ivf is not None
-        return min(self.config.nprobe, self._ivf.nlist)
+        return min(self.config.nprobe, self._ivf.nlist, self.max_k or self._ivf.nlist)
 
     def _params_factory(self, template: faiss.Index) -> Callable[[faiss.IDSelector], faiss.SearchParameters] | None:
         """How to pass an ID selector to this index type, or ``None`` when it takes none."""

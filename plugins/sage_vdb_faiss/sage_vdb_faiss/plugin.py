@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from typing import Any, Callable
 
 from sage_core import BackendSpec, hookimpl
 
+from sage_vdb_faiss.config import FaissConfig
 from sage_vdb_faiss.service import VDBService
 
 
@@ -16,6 +19,19 @@ def create_backend(device: str = "auto", **options: Any) -> VDBService:
     so the service layer can move to the configured fallback.
     """
     return VDBService(device=device, **options)
+
+
+def _options_signature() -> inspect.Signature:
+    """``create_backend``'s signature spelled out from :class:`FaissConfig`, so the service layer's
+    config check names every valid option and a fallback receives only options it accepts."""
+    parameters = [inspect.Parameter("device", inspect.Parameter.POSITIONAL_OR_KEYWORD, default="auto")]
+    for field in dataclasses.fields(FaissConfig):
+        if field.name != "device":
+            parameters.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=field.default))
+    return inspect.Signature(parameters, return_annotation=VDBService)
+
+
+create_backend.__signature__ = _options_signature()  # type: ignore[attr-defined]
 
 
 @hookimpl

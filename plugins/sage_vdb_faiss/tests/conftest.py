@@ -33,8 +33,13 @@ def data() -> np.ndarray:
     return unit_vectors(600, 16, seed=7)
 
 
-def brute_force(vectors: np.ndarray, query: np.ndarray, k: int, rows: np.ndarray | None = None) -> list[int]:
-    """Row numbers of the exact top-k by inner product (rows restricts the candidates)."""
-    candidates = np.arange(len(vectors)) if rows is None else np.asarray(rows)
-    scores = vectors[candidates] @ query
-    return [int(candidates[i]) for i in np.argsort(-scores, kind="stable")[:k]]
+@pytest.fixture
+def brute_force() -> Callable[..., list[int]]:
+    """``brute_force(vectors, query, k, rows=None)``: row numbers of the exact top-k by inner product."""
+
+    def top_k(vectors: np.ndarray, query: np.ndarray, k: int, rows: np.ndarray | None = None) -> list[int]:
+        candidates = np.arange(len(vectors)) if rows is None else np.asarray(rows)
+        scores = vectors[candidates] @ query
+        return [int(candidates[i]) for i in np.argsort(-scores, kind="stable")[:k]]
+
+    return top_k

@@ -1,0 +1,98 @@
+"""The plugin registers backend ``faiss`` of kind ``vdb``; its factory resolves devices and options."""
+
+from __future__ import annotations
+
+import pytest
+
+from sage_core import BackendUnavailable, ConfigError, VectorStore, get_plugin_manager
+from sage_core.plugins.manager import PluginManager
+from sage_core.services.config import accepted_options
+from sage_vdb_faiss import VDBService, gpu_count, plugin
+
+no_gpu = pytest.mark.skipif(gpu_count() > 0, reason="checks behaviour on a machine without a GPU")
+
+
+@pytest.fixture
+def manager():
+    """A plugin manager without entry points, with this plugin registered in-process."""
+    pm = PluginManager(load_entry_points=False)
+    pm.register(plugin, name="faiss-under-test")
+    yield pm
+    pm.unregister("faiss-under-test")
+
+
+def test_plugin_offers_faiss_backend_for_vdb_on_cpu_and_cuda(manager):
+    spec = manager.backend("vdb", "faiss")
+    assert spec.devices == ("cpu", "cuda") and spec.plugin == "faiss-under-test"
+    store = spec.factory(device="cpu", dim=8)
+    try:
+        assert isinstance(store, VDBService) and isinstance(store, VectorStore)
+    finally:
+        store.close()
+
+
+def test_installed_entry_point_loads_the_plugin():
+    info = {p.name: p for p in get_plugin_manager().plugins()}
+    assert "faiss" in info and info["faiss"].error is None
+    assert "sage_backends" in info["faiss"].hooks
+    assert get_plugin_manager().backend("vdb", "faiss").factory is plugin.create_backend
+
+
+def test_factory_signature_lists_every_option_for_config_checks():
+    accepted = accepted_options(plugin.create_backend)
+    assert accepted is not None
+    assert {"dim", "index", "metric", "nprobe", "fp16", "multi_gpu", "gpu_temp_memory_mb"} <= accepted
+    assert "device" not in accepted and "path" not in accepted
+
+
+def test_auto_device_uses_the_cpu_without_a_gpu():
+    store = plugin.create_backend(device="auto", dim=8)
+    try:
+        assert store.device == ("cpu" if gpu_count() == 0 else "cuda:0")
+    finally:
+        store.close()
+
+
+@no_gpu
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "cuda:3"])
+def test_cuda_without_a_gpu_is_backend_unavailable_with_a_fix(device):
+    with pytest.raises(BackendUnavailable, match="use device 'cpu' or 'auto', or name a fallback"):
+        plugin.create_backend(device=device, dim=8)
+
+
+@no_gpu
+def test_cuda_without_a_gpu_fails_at_creation_even_before_dim_is_known():
+    with pytest.raises(BackendUnavailable):
+        VDBService(device="cuda")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"device": "tpu"}, "unknown device 'tpu'"),
+        ({"metric": "hamming"}, "unknown metric 'hamming'"),
+        ({"indexx": "Flat"}, "unknown option\\(s\\) indexx; valid options: dim, index"),
+        ({"multi_gpu": "mirror"}, "multi_gpu must be one of shard, replicate"),
+        ({"nprobe": 0}, "nprobe must be a positive integer"),
+        ({"rebuild_ratio": 0}, "rebuild_ratio must be in"),
+        ({"dim": -3}, "dim must be a positive integer"),
+    ],
+)
+def test_bad_options_are_config_errors_naming_the_fix(options, message):
+    with pytest.raises(ConfigError, match=message):
+        VDBService(**options)
+
+
+def test_unknown_index_factory_string_is_a_config_error():
+    with pytest.raises(ConfigError, match="cannot build index 'NotAnIndex'"):
+        VDBService(8, index="NotAnIndex", device="cpu")
+
+
+def test_bad_index_string_with_unknown_dim_fails_at_first_add_and_store_recovers(data):
+    store = VDBService(index="PQ5", device="cpu")  # 16 is not divisible by 5
+    try:
+        with pytest.raises(ConfigError, match="cannot build index 'PQ5' for dimension 16"):
+            store.add(data[:4])
+        assert store.dim is None and store.count() == 0
+    finally:
+        store.close()

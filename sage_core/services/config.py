@@ -1,0 +1,292 @@
+"""Validated service options: one :class:`ServiceConfig` per entry of the ``services:`` mapping.
+
+Validation runs in two steps, both reporting the exact key path and the valid choices:
+
+1. structure (pydantic): types, ranges, unknown keys
+   (``services.vdb.batch.max_sise: unknown key; valid keys: enabled, max_size, max_wait_ms``);
+2. against the installed plugins (:func:`check_service`): ``kind``, ``backend``, each fallback's
+   backend, the ``options`` the backend's factory accepts, and whether the kind can be sharded.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import re
+import types
+import typing
+from typing import Any, Callable, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sage_core.plugins.manager import ConfigError, PluginManager
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N"
+
+
+class BatchConfig(BaseModel):
+    """Overrides the sizes a backend's ``@batchable`` methods declare; ``batch: false`` disables batching."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    max_size: int = Field(256, ge=1)
+    max_wait_ms: float = Field(2.0, ge=0)
+
+
+class FallbackConfig(BaseModel):
+    """One entry of a ``fallback:`` chain: a backend name (same kind) or a factory.
+
+    ``options`` omitted means "the primary's options that this backend's factory accepts".
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    backend: str | None = None
+    factory: Callable[..., Any] | None = None
+    options: dict[str, Any] | None = None
+    device: str = "auto"
+    replicas: int = Field(1, ge=1)
+
+    @field_validator("factory", mode="before")
+    @classmethod
+    def _import_factory(cls, value: Any) -> Any:
+        return _import(value)
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        return _device(value)
+
+
+class ServiceConfig(BaseModel):
+    """How one service runs: which backend, where, how many copies, and what happens on failure.
+
+    * ``kind`` + ``backend`` pick a registered backend (``factory(device=..., **options)``), or
+      ``factory`` gives any callable or class (``"package.module:Name"`` in YAML);
+    * ``device``: ``auto`` (GPU when the backend supports one and one is present), ``cpu``, ``cuda[:N]``;
+    * ``replicas``: copies sharing the load (least in-flight first; writes reach every copy);
+    * ``shards``: the data split by a stable hash of ids (kinds ``vdb`` and ``kv``);
+    * ``fallback``: backends tried in order when the one before raises, times out, is unavailable
+      at start, or has ``max_queue_depth`` calls in flight on every replica;
+    * ``batch``: overrides ``@batchable`` sizes (``false`` turns batching off);
+    * ``timeout_s``: how long one backend may take before the call moves on (``None``: no limit);
+    * ``workers``: threads per replica for sync methods (concurrent calls served concurrently).
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    kind: str | None = None
+    backend: str | None = None
+    factory: Callable[..., Any] | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    device: str = "auto"
+    replicas: int = Field(1, ge=1)
+    shards: int = Field(1, ge=1)
+    fallback: list[FallbackConfig] = Field(default_factory=list)
+    batch: BatchConfig | None = None
+    timeout_s: float | None = Field(300.0, gt=0)
+    workers: int = Field(4, ge=1)
+    max_queue_depth: int | None = Field(None, ge=1)
+
+    @field_validator("factory", mode="before")
+    @classmethod
+    def _import_factory(cls, value: Any) -> Any:
+        return _import(value)
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        return _device(value)
+
+    @field_validator("batch", mode="before")
+    @classmethod
+    def _batch_flag(cls, value: Any) -> Any:
+        if value is True:
+            return {}
+        if value is False:
+            return {"enabled": False}
+        return value
+
+    @field_validator("fallback", mode="before")
+    @classmethod
+    def _fallback_entries(cls, value: Any) -> Any:
+        if isinstance(value, (str, dict)) or callable(value):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            return value
+        return [
+            {"backend": v} if isinstance(v, str) else {"factory": v} if callable(v) and not isinstance(v, dict) else v
+            for v in value
+        ]
+
+
+def parse_service(name: str, data: Any, plugins: PluginManager, prefix: str = "services") -> ServiceConfig:
+    """Validate one service's options (structure, then installed plugins); :class:`ConfigError` on failure."""
+    path = f"{prefix}.{name}"
+    if isinstance(data, ServiceConfig):
+        config = data
+    else:
+        try:
+            config = ServiceConfig.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(describe_errors(exc, ServiceConfig, path)) from None
+    check_service(path, config, plugins)
+    return config
+
+
+def check_service(path: str, config: ServiceConfig, plugins: PluginManager) -> None:
+    """Check ``config`` against the installed kinds and backends; errors name ``path.key``."""
+    if config.factory is not None and config.backend is not None:
+        msg = f"{path}: set either backend or factory, not both"
+        raise ConfigError(msg)
+    kinds = plugins.kinds()
+    if config.kind is not None and config.kind not in kinds:
+        msg = f"{path}.kind: unknown service kind {config.kind!r}; installed kinds: {', '.join(sorted(kinds))}"
+        raise ConfigError(msg)
+    if config.factory is None:
+        if config.kind is None:
+            msg = f"{path}: set kind and backend (installed kinds: {', '.join(sorted(kinds))}) or pass a factory"
+            raise ConfigError(msg)
+        if config.backend is None:
+            valid = ", ".join(sorted(b.name for b in plugins.backends(config.kind))) or "none"
+            msg = f"{path}.backend: required for kind {config.kind!r}; installed backends: {valid}"
+            raise ConfigError(msg)
+        _check_backend(f"{path}.backend", config.kind, config.backend, plugins)
+        _check_options(f"{path}.options", config.kind, config.backend, config.options, plugins)
+    for position, entry in enumerate(config.fallback):
+        where = f"{path}.fallback[{position}]"
+        if (entry.backend is None) == (entry.factory is None):
+            msg = f"{where}: give a backend name or a factory (exactly one)"
+            raise ConfigError(msg)
+        if entry.backend is not None:
+            if config.kind is None:
+                msg = f"{where}: a fallback backend needs the service's kind; set {path}.kind"
+                raise ConfigError(msg)
+            _check_backend(f"{where}.backend", config.kind, entry.backend, plugins)
+            if entry.options is not None:
+                _check_options(f"{where}.options", config.kind, entry.backend, entry.options, plugins)
+    if config.shards > 1:
+        from sage_core.services.routing import SHARD_RULES
+
+        if config.kind not in SHARD_RULES:
+            msg = (
+                f"{path}.shards: kind {config.kind!r} cannot be sharded; shardable kinds: "
+                f"{', '.join(sorted(SHARD_RULES))} (use replicas to share load instead)"
+            )
+            raise ConfigError(msg)
+
+
+def accepted_options(factory: Callable[..., Any]) -> set[str] | None:
+    """Keyword options a factory accepts (``device`` excluded); ``None`` when it takes ``**kwargs``."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL and p.name != "device"}
+
+
+def describe_errors(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
+    """One line per pydantic error: the full key path, what was wrong, the valid keys or values."""
+    lines = []
+    for error in exc.errors():
+        loc = error["loc"]
+        path = _join(prefix, loc)
+        if error["type"] == "extra_forbidden":
+            valid = _keys_at(model, loc[:-1])
+            close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            lines.append(f"{path}: unknown key{hint}; valid keys: {', '.join(valid)}")
+        elif error["type"] == "value_error":
+            lines.append(f"{path}: {error['ctx']['error']}")
+        else:
+            lines.append(f"{path}: {error['msg']} (got {error.get('input')!r})")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _check_backend(path: str, kind: str, backend: str, plugins: PluginManager) -> None:
+    try:
+        plugins.backend(kind, backend)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _check_options(path: str, kind: str, backend: str, options: dict[str, Any], plugins: PluginManager) -> None:
+    accepted = accepted_options(plugins.backend(kind, backend).factory)
+    if accepted is None:
+        return
+    for key in options:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, sorted(accepted), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            msg = f"{path}.{key}: not an option of backend {backend!r}{hint}; valid options: {', '.join(sorted(accepted))}"
+            raise ConfigError(msg)
+
+
+def _device(value: str) -> str:
+    if not DEVICE_PATTERN.match(value):
+        msg = f"unknown device {value!r}; valid devices: {DEVICE_CHOICES}"
+        raise ValueError(msg)
+    return value
+
+
+def _import(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    module_name, _, attr = value.replace(":", ".").rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        msg = f"cannot import factory {value!r} ({exc}); write it as 'package.module:Name'"
+        raise ValueError(msg) from exc
+
+
+def _join(prefix: str, loc: tuple[Any, ...]) -> str:
+    out = prefix
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the model found by following ``loc`` through fields, dicts and lists."""
+    current: Any = model
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return []
+            current = field.annotation
+        elif typing.get_origin(current) in (dict, list):
+            current = typing.get_args(current)[-1]
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted(current.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        models = [a for a in members if isinstance(a, type) and issubclass(a, BaseModel)]
+        return models[0] if models else members[0]
+    return annotation
+
+
+__all__ = [
+    "BatchConfig",
+    "FallbackConfig",
+    "ServiceConfig",
+    "accepted_options",
+    "check_service",
+    "describe_errors",
+    "parse_service",
+]

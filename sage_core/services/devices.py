@@ -1,0 +1,53 @@
+"""Where a backend runs: ``auto`` picks a GPU when the backend supports one and one is present."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+from sage_core.services.specs import BackendUnavailable
+
+
+@functools.lru_cache(maxsize=1)
+def gpu_count() -> int:
+    """NVIDIA GPUs visible to this process (0 without a driver or with ``CUDA_VISIBLE_DEVICES=""``)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and not visible.strip():
+        return 0
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            count = int(pynvml.nvmlDeviceGetCount())
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no driver, no library: no GPU
+        return 0
+    if visible is not None:
+        count = min(count, len([v for v in visible.split(",") if v.strip()]))
+    return count
+
+
+def resolve_device(requested: str, supported: tuple[str, ...], replica: int = 0) -> str:
+    """The device string handed to a backend factory for replica number ``replica``.
+
+    ``auto`` means ``cuda`` when the backend lists it and a GPU is present, else ``cpu``; ``cuda``
+    spreads replicas over the GPUs (``cuda:0``, ``cuda:1``, ...). A device the backend does not
+    support, or ``cuda`` without a GPU, raises :class:`BackendUnavailable` (the fallback takes over).
+    """
+    family = requested.split(":", 1)[0]
+    if family == "auto":
+        family = "cuda" if "cuda" in supported and gpu_count() > 0 else "cpu"
+        requested = family
+    if family not in supported:
+        msg = f"the backend supports devices {', '.join(supported)}, not {requested!r}"
+        raise BackendUnavailable(msg)
+    if family == "cuda":
+        gpus = gpu_count()
+        if gpus == 0:
+            msg = "device cuda requested but no NVIDIA GPU is visible (check nvidia-smi and CUDA_VISIBLE_DEVICES)"
+            raise BackendUnavailable(msg)
+        if requested == "cuda":
+            return f"cuda:{replica % gpus}"
+    return requested

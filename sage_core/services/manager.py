@@ -1,0 +1,151 @@
+"""The service manager: registers services, starts their backends once, hands out proxies.
+
+::
+
+    services = ServiceManager(job_name="rag")
+    services.register("vdb", kind="vdb", backend="numpy", options={"dim": 384}, fallback=["numpy"])
+    services.register("legacy", lambda: MyService())          # any factory or class
+    services.start()                                           # optional: the first call starts too
+    hits = services.sync["vdb"].search(query=v, top_k=10)      # blocks
+    future = services.async_["vdb"].search(query=v, top_k=10)  # concurrent.futures.Future
+    services.metrics()["vdb"]["served_by"]
+    services.close()
+
+Options are those of :class:`~sage_core.services.config.ServiceConfig`; see
+:mod:`sage_core.services.proxy` for call semantics (``timeout_s=``, streams).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Mapping
+
+from sage_core.plugins.manager import ConfigError, PluginManager, get_plugin_manager
+from sage_core.services.config import ServiceConfig, parse_service
+from sage_core.services.deadlines import DeadlineScheduler
+from sage_core.services.errors import ServiceClosed, UnknownServiceError
+from sage_core.services.proxy import ServiceTable
+from sage_core.services.service import Service
+
+
+class ServiceManager:
+    """The services of one environment (or job): registration, lifecycle, proxies, metrics."""
+
+    def __init__(self, plugin_manager: PluginManager | None = None, *, job_name: str = "job") -> None:
+        self.plugins = plugin_manager or get_plugin_manager()
+        self.job_name = job_name
+        self._services: dict[str, Service] = {}
+        self._deadlines = DeadlineScheduler(name=f"sage-{job_name}-deadlines")
+        self._lock = threading.RLock()
+        self._started = False
+        self._closed = False
+        self._sync = ServiceTable(self, blocking=True)
+        self._async = ServiceTable(self, blocking=False)
+
+    # ------------------------------------------------------------------ registration
+
+    def register(self, name: str, factory: Callable[..., Any] | type | None = None, **options: Any) -> None:
+        """Register a service from a factory (callable or class) or from config options.
+
+        ``register("vdb", lambda: MyStore())`` or ``register("vdb", kind="vdb", backend="numpy",
+        options={"dim": 384}, replicas=2, fallback=["numpy"], batch={"max_size": 128}, timeout_s=5)``.
+        A name already registered is a :class:`ConfigError`.
+        """
+        if factory is not None:
+            if "factory" in options:
+                msg = f"service {name!r}: factory given twice (positionally and as factory=)"
+                raise ConfigError(msg)
+            options["factory"] = factory
+        self._add(name, options)
+
+    def register_config(self, services: Mapping[str, Mapping[str, Any] | ServiceConfig]) -> None:
+        """Register every entry of a ``services:`` mapping (name to options)."""
+        if not isinstance(services, Mapping):
+            msg = f"services must be a mapping of name to options, got {type(services).__name__}"
+            raise ConfigError(msg)
+        for name, options in services.items():
+            self._add(name, options)
+
+    def _add(self, name: str, options: Mapping[str, Any] | ServiceConfig) -> None:
+        if not isinstance(name, str) or not name:
+            msg = f"a service name must be a non-empty string, got {name!r}"
+            raise ConfigError(msg)
+        with self._lock:
+            if self._closed:
+                raise ServiceClosed(f"cannot register {name!r}: the service manager is closed")
+            if name in self._services:
+                msg = f"service {name!r} is already registered (registered: {', '.join(self._services)}); pick another name"
+                raise ConfigError(msg)
+            config = parse_service(name, options if isinstance(options, ServiceConfig) else dict(options), self.plugins)
+            self._services[name] = Service(name, config, self.plugins, job_name=self.job_name, deadlines=self._deadlines)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Create every replica's backend (once, on its own worker thread). Idempotent.
+
+        Services start in parallel; a service with no usable backend raises :class:`ServiceError`.
+        """
+        with self._lock:
+            if self._closed:
+                raise ServiceClosed("the service manager is closed")
+            services = list(self._services.values())
+            self._started = True
+        pending = [(service, service.begin_start()) for service in services]
+        for service, futures in pending:
+            service.finish_start(futures)
+
+    def close(self) -> None:
+        """Finish queued calls, close every backend once, stop every thread. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            services = list(self._services.values())
+        for service in services:
+            service.close()
+        self._deadlines.close()
+
+    def __enter__(self) -> "ServiceManager":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ access
+
+    @property
+    def sync(self) -> ServiceTable:
+        """Blocking proxies: ``sync["vdb"].search(query=v, top_k=10)`` returns the hits."""
+        return self._sync
+
+    @property
+    def async_(self) -> ServiceTable:
+        """Future proxies: ``async_["vdb"].search(query=v)`` returns a ``concurrent.futures.Future``."""
+        return self._async
+
+    def service(self, name: str) -> Service:
+        """The :class:`Service` called ``name``; :class:`UnknownServiceError` lists the registered ones."""
+        service = self._services.get(name)
+        if service is None:
+            if self._closed:
+                raise ServiceClosed(f"the service manager is closed (asked for {name!r})", service=name)
+            known = ", ".join(sorted(self._services)) or "none"
+            msg = f"no service named {name!r}; registered services: {known} (register it with env.register_service)"
+            raise UnknownServiceError(msg, service=name)
+        return service
+
+    def names(self) -> list[str]:
+        """Registered service names, in registration order."""
+        return list(self._services)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._services
+
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        """Per service: calls, errors, timeouts, in_flight, latency_ms percentiles, batch sizes,
+        served_by per backend (fallbacks visible), and each replica's load and state."""
+        return {name: service.metrics() for name, service in list(self._services.items())}
+
+
+__all__ = ["ServiceManager"]

@@ -1,0 +1,446 @@
+"""One named service: its chain of backends (primary, then fallbacks), timeouts and counters.
+
+Reads go to the first usable backend of the chain that is not saturated; when it raises or takes
+longer than ``timeout_s``, the next one serves, so every caller gets an answer as long as one
+backend can give it. Writes (the kind's ``write_methods``) go to every usable backend so that a
+fallback holds the same data; a backend whose write failed or timed out while another's
+succeeded is marked stale and serves no more reads. A backend raising ``BackendUnavailable`` at
+start is skipped. Each call ends as a result or a :class:`ServiceError` naming service, method,
+backend and cause.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from concurrent.futures import Future, InvalidStateError
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from sage_core.plugins.manager import PluginManager
+from sage_core.services.config import ServiceConfig, accepted_options
+from sage_core.services.deadlines import DeadlineScheduler
+from sage_core.services.devices import resolve_device
+from sage_core.services.errors import ServiceClosed, ServiceError, ServiceTimeout
+from sage_core.services.replica import Replica, StreamIterator
+from sage_core.services.routing import BackendGroup, ReplicaSet, failed
+
+log = logging.getLogger("sage.services")
+
+DEFAULT = object()
+"""Marker for "use the service's configured timeout"."""
+
+
+class Service:
+    """A registered service and its running backends."""
+
+    def __init__(
+        self, name: str, config: ServiceConfig, plugins: PluginManager, *, job_name: str, deadlines: DeadlineScheduler
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.kind = config.kind
+        kind = plugins.kinds().get(config.kind) if config.kind else None
+        self.write_methods = frozenset(kind.write_methods) if kind else frozenset()
+        self.methods: dict[str, str] = {}
+        self._deadlines = deadlines
+        self.chain = self._build_chain(plugins, job_name)
+        self._fills_ids = self.kind == "vdb" and sum(len(g.replicas) for g in self.chain) > 1
+        self._state = "new"  # new | started | failed | closed
+        self._start_error: BaseException | None = None
+        self._start_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self.calls = self.errors = self.timeouts = self.in_flight = 0
+        self.fallback_calls = self.saturated_skips = 0
+        self.served_by = {group.label: 0 for group in self.chain}
+        self._latencies: deque[float] = deque(maxlen=4096)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def begin_start(self) -> list[Future]:
+        """Ask every replica to create its backend (on its own worker thread)."""
+        return [replica.start() for group in self.chain for replica in group.replicas]
+
+    def finish_start(self, futures: list[Future]) -> None:
+        """Wait for the replicas; raise :class:`ServiceError` when no backend can serve."""
+        with self._start_lock:
+            if self._state != "new":
+                self._raise_if_unstarted()
+                return
+            for future in futures:
+                exc = future.exception()
+                if exc is not None and self._start_error is None:
+                    self._start_error = exc
+            if self._start_error is None and not any(group.usable for group in self.chain):
+                reasons = "; ".join(f"{r.label}: {r.error}" for g in self.chain for r in g.replicas)
+                self._start_error = RuntimeError(f"no backend available ({reasons})")
+            if self._start_error is not None:
+                self._state = "failed"
+                self._raise_if_unstarted()
+            self.methods = next(g.methods() for g in self.chain if g.usable)
+            self._state = "started"
+
+    def ensure_started(self) -> None:
+        """Start now unless already started (calls may arrive before the manager's start())."""
+        if self._state != "started":
+            if self._state == "new":
+                self.finish_start(self.begin_start())
+            self._raise_if_unstarted()
+
+    def close(self) -> None:
+        """Finish queued calls and close every backend once. Idempotent."""
+        with self._start_lock:
+            if self._state == "closed":
+                return
+            self._state = "closed"
+        for group in self.chain:
+            for replica in group.replicas:
+                replica.close()
+
+    def _raise_if_unstarted(self) -> None:
+        if self._state == "closed":
+            raise ServiceClosed(f"service {self.name!r} is closed", service=self.name)
+        if self._state == "failed":
+            exc = self._start_error
+            msg = f"service {self.name!r} failed to start: {type(exc).__name__}: {exc}"
+            raise ServiceError(msg, service=self.name, cause=exc) from exc
+
+    # ------------------------------------------------------------------ calls
+
+    def is_stream(self, method: str) -> bool:
+        """Whether ``method`` yields items (a generator or async generator)."""
+        return self.methods.get(method) in ("stream", "async_stream")
+
+    def call(self, method: str, args: Sequence[Any], kwargs: dict[str, Any], timeout: Any = DEFAULT) -> Future:
+        """Start one call; the Future holds the result or a :class:`ServiceError`."""
+        if self._state != "started":
+            try:
+                self.ensure_started()
+            except ServiceError as exc:
+                return failed(exc)
+        timeout_s = self.config.timeout_s if timeout is DEFAULT else timeout
+        out: Future = Future()
+        started = time.perf_counter()
+        with self._stats_lock:
+            self.calls += 1
+            self.in_flight += 1
+        out.add_done_callback(lambda f: self._record(f, started))
+        if method in self.write_methods:
+            if self._fills_ids and method == "add":
+                kwargs = _with_ids(args, kwargs)
+            self._write(method, args, kwargs, timeout_s, out)
+        else:
+            self._read(method, args, kwargs, timeout_s, out, 0, [])
+        return out
+
+    def open_stream(self, method: str, args: Sequence[Any], kwargs: dict[str, Any], timeout: Any = DEFAULT) -> Iterator[Any]:
+        """Start a streaming call; returns a blocking iterator over its items."""
+        self.ensure_started()
+        timeout_s = self.config.timeout_s if timeout is DEFAULT else timeout
+        picked = self._pick(0)
+        if picked is None:
+            raise ServiceError(f"service {self.name!r}: no usable backend for {method}()", service=self.name, method=method)
+        index, group = picked
+        with self._stats_lock:
+            self.calls += 1
+            self.served_by[group.label] += 1
+            self.fallback_calls += index > 0
+        try:
+            stream = group.open_stream(method, args, kwargs, timeout_s)
+        except Exception as exc:
+            raise self._error(method, [(group.label, exc)]) from exc
+        return _ServiceStream(stream, self, method, group.label)
+
+    def _read(
+        self, method: str, args: Sequence[Any], kwargs: dict[str, Any], timeout: float | None,
+        out: Future, start: int, errors: list[tuple[str, BaseException]],
+    ) -> None:
+        picked = self._pick(start)
+        if picked is None:
+            if not errors:
+                errors.append(("chain", RuntimeError("no usable backend (all unavailable or stale)")))
+            _resolve(out, exc=self._error(method, errors))
+            return
+        index, group = picked
+        attempt = self._with_deadline(group.call(method, args, kwargs, False), timeout, group.label, method)
+
+        def attempt_done(done: Future) -> None:
+            exc = _exception(done)
+            if exc is None:
+                self._served(index, group)
+                _resolve(out, result=done.result())
+            else:
+                errors.append((group.label, exc))
+                self._read(method, args, kwargs, timeout, out, index + 1, errors)
+
+        attempt.add_done_callback(attempt_done)
+
+    def _write(self, method: str, args: Sequence[Any], kwargs: dict[str, Any], timeout: float | None, out: Future) -> None:
+        groups = [(i, g) for i, g in enumerate(self.chain) if g.usable]
+        if not groups:
+            _resolve(out, exc=self._error(method, [("chain", RuntimeError("no usable backend"))]))
+            return
+        attempts = [self._with_deadline(g.call(method, args, kwargs, True), timeout, g.label, method) for _, g in groups]
+        remaining = [len(attempts)]
+        lock = threading.Lock()
+
+        def one_done(_: Future) -> None:
+            with lock:
+                remaining[0] -= 1
+                if remaining[0]:
+                    return
+            outcomes = [(groups[i], _exception(a), a) for i, a in enumerate(attempts)]
+            succeeded = [(ig, a) for ig, exc, a in outcomes if exc is None]
+            if not succeeded:
+                _resolve(out, exc=self._error(method, [(ig[1].label, exc) for ig, exc, _ in outcomes]))
+                return
+            for (index, group), exc, _ in outcomes:
+                if exc is not None:
+                    log.warning("service %r: %s() failed on %s but succeeded elsewhere; %s no longer serves reads: %s",
+                                self.name, method, group.label, group.label, exc)
+                    group.mark_stale()
+            (index, group), first = succeeded[0]
+            self._served(index, group)
+            _resolve(out, result=first.result())
+
+        for attempt in attempts:
+            attempt.add_done_callback(one_done)
+
+    def _pick(self, start: int) -> tuple[int, BackendGroup] | None:
+        candidates = [(i, g) for i, g in enumerate(self.chain[start:], start) if g.usable]
+        if not candidates:
+            return None
+        depth = self.config.max_queue_depth
+        if depth is not None:
+            for position, (index, group) in enumerate(candidates):
+                if not group.saturated(depth):
+                    if position:
+                        with self._stats_lock:
+                            self.saturated_skips += 1
+                    return index, group
+        return candidates[0]
+
+    def _with_deadline(self, future: Future, timeout: float | None, label: str, method: str) -> Future:
+        if timeout is None:
+            return future
+        out: Future = Future()
+
+        def expire() -> None:
+            _resolve(out, exc=ServiceTimeout(f"{label} took longer than {timeout}s", service=self.name, method=method))
+
+        deadline = self._deadlines.schedule(timeout, expire)
+
+        def done(f: Future) -> None:
+            deadline.cancel()
+            exc = _exception(f)
+            _resolve(out, exc=exc) if exc is not None else _resolve(out, result=f.result())
+
+        future.add_done_callback(done)
+        return out
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _served(self, index: int, group: BackendGroup) -> None:
+        with self._stats_lock:
+            self.served_by[group.label] += 1
+            if index:
+                self.fallback_calls += 1
+
+    def _record(self, future: Future, started: float) -> None:
+        exc = _exception(future)
+        with self._stats_lock:
+            self.in_flight -= 1
+            self._latencies.append(time.perf_counter() - started)
+            if exc is not None:
+                self.errors += 1
+                self.timeouts += isinstance(exc, ServiceTimeout)
+
+    def _error(self, method: str, errors: list[tuple[str, BaseException]]) -> ServiceError:
+        cause = errors[0][1]
+        if len(errors) == 1:
+            where, detail = f"on backend {errors[0][0]}", f"{type(cause).__name__}: {cause}"
+        else:
+            where = "on every backend"
+            detail = "; ".join(f"{label}: {type(exc).__name__}: {exc}" for label, exc in errors)
+        msg = f"service {self.name!r}: {method}() failed {where}: {detail}"
+        cls = ServiceTimeout if all(isinstance(e, ServiceTimeout) for _, e in errors) else ServiceError
+        error = cls(msg, service=self.name, method=method, cause=cause)
+        error.__cause__ = cause
+        return error
+
+    def metrics(self) -> dict[str, Any]:
+        """Counters, latency percentiles, batch sizes, who served what and each replica's load."""
+        with self._stats_lock:
+            latencies = np.array(self._latencies, dtype=np.float64) * 1000.0
+            out: dict[str, Any] = {
+                "kind": self.kind,
+                "state": self._state,
+                "calls": self.calls,
+                "errors": self.errors,
+                "timeouts": self.timeouts,
+                "in_flight": self.in_flight,
+                "fallback_calls": self.fallback_calls,
+                "saturated_skips": self.saturated_skips,
+                "served_by": dict(self.served_by),
+            }
+        out["latency_ms"] = (
+            {f"p{q}": round(float(np.percentile(latencies, q)), 3) for q in (50, 90, 99)}
+            | {"max": round(float(latencies.max()), 3), "samples": len(latencies)}
+            if len(latencies)
+            else {}
+        )
+        out["batch"] = _merge_batch_stats([r.batch_stats() for g in self.chain for r in g.replicas])
+        out["backends"] = [
+            {
+                "backend": group.label,
+                "usable": group.usable,
+                "replicas": [
+                    {
+                        "replica": r.label, "state": r.state, "stale": r.stale, "in_flight": r.in_flight,
+                        "served": r.served, "failed": r.failed, "error": None if r.error is None else str(r.error),
+                    }
+                    for r in group.replicas
+                ],
+            }
+            for group in self.chain
+        ]
+        return out
+
+    # ------------------------------------------------------------------ construction
+
+    def _build_chain(self, plugins: PluginManager, job_name: str) -> list[BackendGroup]:
+        config = self.config
+        entries = [(config.backend, config.factory, config.options, config.device, config.replicas, config.shards)]
+        for entry in config.fallback:
+            options = entry.options
+            if options is None:  # inherit the primary's options that this backend accepts
+                factory = entry.factory or plugins.backend(config.kind, entry.backend).factory  # type: ignore[arg-type]
+                accepted = accepted_options(factory)
+                options = {k: v for k, v in config.options.items() if accepted is None or k in accepted}
+            entries.append((entry.backend, entry.factory, options, entry.device, entry.replicas, 1))
+        chain, labels = [], set()
+        for position, (backend, factory, options, device, replicas, shards) in enumerate(entries):
+            label = backend or _factory_label(factory, position)
+            if label in labels:
+                label = f"{label}#{position}"
+            labels.add(label)
+            creates = _creators(plugins, config.kind, backend, factory, options, device)
+            sets = []
+            for shard in range(shards):
+                members = [
+                    Replica(
+                        f"{self.name}/{label}/s{shard}r{index}",
+                        creates(index),
+                        workers=config.workers,
+                        batch=config.batch,
+                        thread_name=f"sage-{job_name}-{self.name}-{label}-s{shard}r{index}",
+                    )
+                    for index in range(replicas)
+                ]
+                sets.append(ReplicaSet(members))
+            chain.append(BackendGroup(label, config.kind, sets))
+        return chain
+
+
+class _ServiceStream(Iterator[Any]):
+    """Wraps a replica's stream so that failures during iteration become :class:`ServiceError`."""
+
+    def __init__(self, stream: StreamIterator, service: Service, method: str, label: str) -> None:
+        self._stream, self._service, self._method, self._label = stream, service, method, label
+
+    def __iter__(self) -> "_ServiceStream":
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            return next(self._stream)
+        except StopIteration:
+            raise
+        except Exception as exc:
+            raise self._service._error(self._method, [(self._label, exc)]) from exc
+
+    def close(self) -> None:
+        """Stop the producer early."""
+        self._stream.close()
+
+
+def _creators(
+    plugins: PluginManager, kind: str | None, backend: str | None, factory: Any, options: dict[str, Any], device: str
+) -> Callable[[int], Callable[[], Any]]:
+    """For replica ``i``: a zero-argument callable creating the backend (run on the replica's thread)."""
+    if backend is not None:
+        spec = plugins.backend(kind, backend)  # type: ignore[arg-type]
+        return lambda i: lambda: spec.factory(device=resolve_device(device, spec.devices, i), **options)
+    accepted = accepted_options(factory)
+    wants_device = accepted is None or "device" in _parameters(factory)
+
+    def create(i: int) -> Callable[[], Any]:
+        def make() -> Any:
+            extra = {"device": resolve_device(device, ("cpu", "cuda"), i)} if wants_device and device != "auto" else {}
+            return factory(**options, **extra)
+
+        return make
+
+    return create
+
+
+def _parameters(factory: Any) -> set[str]:
+    try:
+        return set(inspect.signature(factory).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+def _factory_label(factory: Any, position: int) -> str:
+    name = getattr(factory, "__name__", None) or type(factory).__name__
+    if name == "<lambda>":
+        return "factory" if position == 0 else f"fallback{position}"
+    return name
+
+
+def _with_ids(args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Give an ``add`` without ids fresh ones, so every copy of the data uses the same ids."""
+    if len(args) >= 2 or kwargs.get("ids") is not None:
+        return kwargs
+    vectors = args[0] if args else kwargs.get("vectors")
+    shape = np.shape(vectors)
+    if len(shape) not in (1, 2):
+        return kwargs
+    rows = 1 if len(shape) == 1 else shape[0]
+    return {**kwargs, "ids": [uuid.uuid4().hex for _ in range(rows)]}
+
+
+def _merge_batch_stats(per_replica: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    merged: dict[str, dict[str, float]] = {}
+    for stats in per_replica:
+        for method, s in stats.items():
+            m = merged.setdefault(method, {"batches": 0, "requests": 0, "rows": 0, "max_rows": 0})
+            m["batches"] += s["batches"]
+            m["requests"] += s["requests"]
+            m["rows"] += s["rows"]
+            m["max_rows"] = max(m["max_rows"], s["max_rows"])
+    for m in merged.values():
+        m["mean_rows"] = round(m["rows"] / m["batches"], 2) if m["batches"] else 0.0
+    return merged
+
+
+def _exception(future: Future) -> BaseException | None:
+    if future.cancelled():
+        return ServiceClosed("the call was cancelled while the service closed")
+    return future.exception()
+
+
+def _resolve(out: Future, *, result: Any = None, exc: BaseException | None = None) -> None:
+    """Settle ``out`` unless a deadline (or the call) already did."""
+    try:
+        if exc is not None:
+            out.set_exception(exc)
+        else:
+            out.set_result(result)
+    except InvalidStateError:
+        pass

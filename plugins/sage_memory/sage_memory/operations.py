@@ -5,15 +5,14 @@ applied by the same code when the journal is replayed after a restart, so a live
 one leave the stores identical. Operations are idempotent (upserts, deletes of absent ids are no-ops),
 which is what makes replaying a journal over a snapshot safe.
 
-* ``{"op": "store", "records": [...], "vectors": matrix}``
-* ``{"op": "update", "record": {...}, "vector": matrix | None}``
+* ``{"op": "store", "records": [MemoryRecord, ...], "vectors": matrix}``
+* ``{"op": "update", "record": MemoryRecord, "vector": matrix | None}``
 * ``{"op": "delete", "ids": [...]}``
 * ``{"op": "link", "a": id, "b": id, "relation": str}``
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -79,7 +78,7 @@ class OperationApplier:
         handler(operation)
 
     def _apply_store(self, operation: dict[str, Any]) -> None:
-        records = [_record(value) for value in operation["records"]]
+        records: list[MemoryRecord] = operation["records"]
         ids = [r.id for r in records]
         self._put_records(records)
         try:
@@ -93,7 +92,7 @@ class OperationApplier:
             self.index.add(record.id, record.session_id)
 
     def _apply_update(self, operation: dict[str, Any]) -> None:
-        record = _record(operation["record"])
+        record: MemoryRecord = operation["record"]
         if operation.get("vector") is not None:
             vector = np.asarray(operation["vector"], dtype=np.float32).reshape(1, -1)
             self.stores.vector.upsert(vector, ids=[record.id], metadata=[record.vector_metadata()])
@@ -123,17 +122,21 @@ class OperationApplier:
 
 def store_operation(records: list[MemoryRecord], vectors: np.ndarray) -> dict[str, Any]:
     """The operation storing ``records`` with one vector row each."""
-    return {"op": "store", "records": [asdict(r) for r in records], "vectors": vectors}
+    return {"op": "store", "records": records, "vectors": vectors}
 
 
 def update_operation(record: MemoryRecord, vector: np.ndarray | None) -> dict[str, Any]:
     """The operation replacing a record (and its vector when the content changed)."""
-    return {"op": "update", "record": asdict(record), "vector": vector}
+    return {"op": "update", "record": record, "vector": vector}
 
 
 def to_journal(operation: dict[str, Any]) -> dict[str, Any]:
-    """The operation with its vectors encoded for the JSON journal."""
+    """The operation as JSON-serialisable data: records as dicts, vectors base64-encoded."""
     encoded = dict(operation)
+    if "records" in encoded:
+        encoded["records"] = [r.to_dict() for r in encoded["records"]]
+    if "record" in encoded:
+        encoded["record"] = encoded["record"].to_dict()
     for field in ("vectors", "vector"):
         if encoded.get(field) is not None:
             encoded[field] = encode_vectors(encoded[field])
@@ -141,13 +144,13 @@ def to_journal(operation: dict[str, Any]) -> dict[str, Any]:
 
 
 def from_journal(entry: dict[str, Any]) -> dict[str, Any]:
-    """The operation a journal entry holds, vectors decoded."""
+    """The operation a journal entry holds (the inverse of :func:`to_journal`)."""
     operation = dict(entry)
+    if "records" in operation:
+        operation["records"] = [MemoryRecord(**value) for value in operation["records"]]
+    if "record" in operation:
+        operation["record"] = MemoryRecord(**operation["record"])
     for field in ("vectors", "vector"):
         if operation.get(field) is not None:
             operation[field] = decode_vectors(operation[field])
     return operation
-
-
-def _record(value: dict[str, Any]) -> MemoryRecord:
-    return MemoryRecord(**value)

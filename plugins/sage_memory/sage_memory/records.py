@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -32,9 +32,18 @@ class MemoryRecord:
 
     def to_value(self) -> dict[str, Any]:
         """The JSON-serialisable value stored in the KV store."""
-        value = asdict(self)
-        del value["id"]
-        return value
+        return {
+            "content": self.content,
+            "session_id": self.session_id,
+            "memory_type": self.memory_type,
+            "metadata": self.metadata,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, the id included (the journal's form of a record)."""
+        return {"id": self.id, **self.to_value()}
 
     @classmethod
     def from_value(cls, memory_id: str, value: Mapping[str, Any]) -> "MemoryRecord":

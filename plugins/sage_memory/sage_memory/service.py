@@ -10,7 +10,6 @@ reloaded memory always see the three stores agree.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from typing import Any, Mapping, Sequence
@@ -19,6 +18,7 @@ import numpy as np
 
 from sage_memory.config import STORE_KINDS, MemoryConfig
 from sage_memory.journal import Journal
+from sage_memory.locks import ReadWriteLock
 from sage_memory.operations import (
     OperationApplier,
     SessionIndex,
@@ -60,7 +60,7 @@ class MemoryService:
             self.config = config
         else:
             self.config = MemoryConfig.from_options(device=device, **{**dict(config or {}), **options})
-        self._lock = threading.RLock()
+        self._lock = ReadWriteLock()
         self._index = SessionIndex()
         self._closed = False
         self.stores: MemoryStores = open_stores(self.config)
@@ -119,7 +119,7 @@ class MemoryService:
             MemoryRecord(uuid.uuid4().hex, content, session_id, memory_type, meta, now, now)
             for content, meta in zip(contents, metas)
         ]
-        with self._lock:
+        with self._lock.write():
             self._check_dim("store_memories", vectors)
             self._write(store_operation(records, vectors), {"op": "delete", "ids": [r.id for r in records]})
         return [r.id for r in records]
@@ -143,7 +143,7 @@ class MemoryService:
             vector = check_vectors("update", vector, 1, self.stores.vector.dim)
         elif content is not None:
             vector = check_vectors("update", self._embed("update", [content]), 1, self.stores.vector.dim)
-        with self._lock:
+        with self._lock.write():
             record = self._record(memory_id)
             if record is None:
                 return False
@@ -156,7 +156,7 @@ class MemoryService:
 
     def delete(self, memory_id: str) -> bool:
         """Remove a memory from every store; returns whether it existed."""
-        with self._lock:
+        with self._lock.write():
             if self._record(memory_id) is None:
                 return False
             self._write({"op": "delete", "ids": [memory_id]})
@@ -165,7 +165,7 @@ class MemoryService:
     def link(self, a: str, b: str, relation: str = "related") -> None:
         """Relate two memories of the same session (a directed, labelled edge ``a -> b``)."""
         check_text("link", "relation", relation)
-        with self._lock:
+        with self._lock.write():
             first, second = self._record(a), self._record(b)
             missing = [m for m, r in ((a, first), (b, second)) if r is None]
             if missing:
@@ -181,7 +181,7 @@ class MemoryService:
 
     def clear_session(self, session_id: str) -> int:
         """Delete a session's memories; returns how many."""
-        with self._lock:
+        with self._lock.write():
             ids = self._index.ids(session_id)
             if ids:
                 self._write({"op": "delete", "ids": ids})
@@ -215,7 +215,7 @@ class MemoryService:
             vector = self._embed("retrieve_memories", [check_text("retrieve_memories", "query", query)])
         if vector is not None:
             vector = check_vectors("retrieve_memories", vector, 1, None)[0]
-        with self._lock:
+        with self._lock.read():
             admit = self._admitter(session_id, memory_type, window)
             if vector is None:
                 records = [r for r in map(admit, self._index.ids(session_id)) if r is not None]
@@ -230,23 +230,23 @@ class MemoryService:
 
     def get(self, memory_id: str) -> dict[str, Any] | None:
         """One memory as a dict (without score), or ``None``."""
-        with self._lock:
+        with self._lock.read():
             record = self._record(memory_id)
         return None if record is None else record.as_result()
 
     def neighbors(self, memory_id: str, hops: int = 1) -> list[str]:
         """Ids of memories linked to ``memory_id`` within ``hops`` (either direction), nearest first."""
-        with self._lock:
+        with self._lock.read():
             return self._graph_neighbors(memory_id, hops)
 
     def list_sessions(self) -> list[str]:
         """Every session id with at least one memory, sorted."""
-        with self._lock:
+        with self._lock.read():
             return sorted(self._index.sessions)
 
     def count(self, session_id: str | None = None) -> int:
         """How many memories there are (in one session when ``session_id`` is given)."""
-        with self._lock:
+        with self._lock.read():
             return len(self._index.owner) if session_id is None else self._index.size(session_id)
 
     # ------------------------------------------------------------------ persistence and lifecycle
@@ -256,12 +256,12 @@ class MemoryService:
         if self._directory is None:
             msg = "memory_service.save: this memory is not persistent; create it with path=<directory>"
             raise ValueError(msg)
-        with self._lock:
+        with self._lock.write():
             self._checkpoint()
 
     def close(self) -> None:
         """Checkpoint a persistent memory, then release every store (a second call does nothing)."""
-        with self._lock:
+        with self._lock.write():
             if self._closed:
                 return
             self._closed = True

@@ -232,6 +232,7 @@ class Service:
 
         def expire() -> None:
             _resolve(out, exc=ServiceTimeout(f"{label} took longer than {timeout}s", service=self.name, method=method))
+            future.cancel()  # still queued: it will not run at all
 
         deadline = self._deadlines.schedule(timeout, expire)
 

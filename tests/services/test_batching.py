@@ -1,0 +1,199 @@
+"""BatchingQueue: concurrent requests stacked into one backend call and split back in order."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import Future
+from typing import Any, Iterator
+
+import numpy as np
+import pytest
+
+from sage_core.services.batching import BatchingQueue, BatchSpec, batch_spec, batchable
+from sage_core.services.errors import ServiceClosed
+
+
+class RowSums:
+    """Returns one value per stacked row and records every call it received."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    @batchable(arg="rows", max_size=64, max_wait_ms=50)
+    def total(self, rows: Any, scale: int = 1) -> list[float] | float:
+        matrix = np.asarray(rows, dtype=np.float32)
+        if matrix.shape == (3,):  # one row alone: a scalar, like a contract's 1-D query
+            self.calls.append(1)
+            return float(matrix.sum()) * scale
+        if matrix.ndim != 2 or matrix.shape[1] != 3:
+            raise ValueError(f"rows must have 3 columns, got shape {matrix.shape}")
+        self.calls.append(len(matrix))
+        return [float(r.sum()) * scale for r in matrix]
+
+    @batchable(arg="texts", max_wait_ms=50)
+    def upper(self, texts: list[str]) -> list[str]:
+        self.calls.append(len(texts))
+        return [t.upper() for t in texts]
+
+
+@pytest.fixture
+def backend() -> RowSums:
+    return RowSums()
+
+
+@pytest.fixture
+def queue_of(backend: RowSums) -> Iterator[Any]:
+    made: list[BatchingQueue] = []
+
+    def make(method: str, **overrides: Any) -> BatchingQueue:
+        bound = getattr(backend, method)
+        spec = batch_spec(bound)
+        spec = BatchSpec(spec.arg, overrides.get("max_size", spec.max_size), overrides.get("max_wait_ms", spec.max_wait_ms))
+        made.append(BatchingQueue(bound, spec))
+        return made[-1]
+
+    yield make
+    for q in made:
+        q.close()
+
+
+def submit_together(queue: BatchingQueue, requests: list[dict[str, Any]]) -> list[Future]:
+    """Submit every request from its own thread, released at the same moment."""
+    barrier = threading.Barrier(len(requests))
+    futures: list[Future | None] = [None] * len(requests)
+
+    def go(i: int) -> None:
+        barrier.wait()
+        futures[i] = queue.submit((), requests[i])
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(requests))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return futures  # type: ignore[return-value]
+
+
+def test_concurrent_calls_are_stacked_into_few_backend_calls(backend: RowSums, queue_of: Any) -> None:
+    queue = queue_of("total")
+    futures = submit_together(queue, [{"rows": np.full(3, i, dtype=np.float32)} for i in range(32)])
+    assert [f.result(5) for f in futures] == [3.0 * i for i in range(32)]
+    assert sum(backend.calls) == 32 and len(backend.calls) < 8
+
+
+def test_single_and_batch_callers_get_their_own_share(backend: RowSums, queue_of: Any) -> None:
+    queue = queue_of("total")
+    futures = submit_together(
+        queue,
+        [
+            {"rows": np.ones(3, dtype=np.float32)},
+            {"rows": np.full((2, 3), 2.0, dtype=np.float32)},
+            {"rows": np.full(3, 5.0, dtype=np.float32)},
+        ],
+    )
+    assert futures[0].result(5) == 3.0
+    assert futures[1].result(5) == [6.0, 6.0]
+    assert futures[2].result(5) == 15.0
+
+
+def test_list_arguments_are_concatenated_and_a_string_is_one_item(backend: RowSums, queue_of: Any) -> None:
+    queue = queue_of("upper")
+    futures = submit_together(queue, [{"texts": ["a", "b"]}, {"texts": "c"}, {"texts": ["d"]}])
+    assert [f.result(5) for f in futures] == [["A", "B"], "C", ["D"]]
+    assert backend.calls == [4]
+
+
+def test_requests_with_different_other_arguments_are_not_mixed(backend: RowSums, queue_of: Any) -> None:
+    queue = queue_of("total")
+    futures = submit_together(queue, [{"rows": np.ones(3), "scale": 1 + i % 2} for i in range(8)])
+    assert [f.result(5) for f in futures] == [3.0 * (1 + i % 2) for i in range(8)]
+    assert sorted(backend.calls) == [4, 4]
+
+
+def test_a_bad_request_fails_only_its_own_caller(backend: RowSums, queue_of: Any) -> None:
+    queue = queue_of("total")
+    requests = [{"rows": np.ones(3)} for _ in range(6)] + [{"rows": np.ones(4)}]
+    futures = submit_together(queue, requests)
+    assert [f.result(5) for f in futures[:6]] == [3.0] * 6
+    with pytest.raises(ValueError, match="3 columns"):
+        futures[6].result(5)
+
+
+def test_max_size_caps_the_rows_of_one_call(backend: RowSums, queue_of: Any) -> None:
+    queue = queue_of("total", max_size=5)
+    futures = submit_together(queue, [{"rows": np.ones(3)} for _ in range(20)])
+    assert [f.result(5) for f in futures] == [3.0] * 20
+    assert max(backend.calls) <= 5 and sum(backend.calls) == 20
+
+
+def test_positional_arguments_are_bound_by_name(backend: RowSums, queue_of: Any) -> None:
+    queue = queue_of("total")
+    assert queue.submit((np.ones(3),), {"scale": 3}).result(5) == 9.0
+
+
+def test_wrong_number_of_results_is_reported_to_every_caller(queue_of: Any) -> None:
+    class Broken:
+        @batchable(arg="items", max_wait_ms=50)
+        def run(self, items: list[int]) -> list[int]:
+            return [1]
+
+    queue = BatchingQueue(Broken().run, batch_spec(Broken.run))
+    try:
+        futures = submit_together(queue, [{"items": [1]}, {"items": [2]}])
+        for future in futures:
+            with pytest.raises(ValueError, match="one result per input row"):
+                future.result(5)
+    finally:
+        queue.close()
+
+
+def test_async_batchable_method_is_batched_on_the_event_loop() -> None:
+    class AsyncDoubler:
+        def __init__(self) -> None:
+            self.calls: list[int] = []
+
+        @batchable(arg="values", max_wait_ms=50)
+        async def double(self, values: list[int]) -> list[int]:
+            self.calls.append(len(values))
+            await asyncio.sleep(0.01)
+            return [2 * v for v in values]
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    backend = AsyncDoubler()
+    queue = BatchingQueue(backend.double, batch_spec(backend.double), loop=loop)
+    try:
+        futures = submit_together(queue, [{"values": i} for i in range(16)])
+        assert [f.result(5) for f in futures] == [2 * i for i in range(16)]
+        assert sum(backend.calls) == 16 and len(backend.calls) < 4
+    finally:
+        queue.close()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+
+def test_close_runs_queued_requests_and_refuses_new_ones(backend: RowSums, queue_of: Any) -> None:
+    queue = queue_of("total")
+    pending = queue.submit((), {"rows": np.ones(3)})
+    queue.close()
+    assert pending.result(5) == 3.0
+    with pytest.raises(ServiceClosed):
+        queue.submit((), {"rows": np.ones(3)}).result(5)
+
+
+def test_decorator_keeps_the_method_callable_and_validates_its_arguments() -> None:
+    assert RowSums().total(np.ones((2, 3))) == [3.0, 3.0]
+    with pytest.raises(ValueError, match="max_size"):
+        batchable("rows", max_size=0)
+    with pytest.raises(ValueError, match="names no parameter"):
+        BatchingQueue(RowSums().total, BatchSpec("nope"))
+
+
+def test_stats_count_batches_requests_and_rows(backend: RowSums, queue_of: Any) -> None:
+    queue = queue_of("total")
+    for f in submit_together(queue, [{"rows": np.ones((2, 3))} for _ in range(4)]):
+        f.result(5)
+    stats = queue.stats()
+    assert stats["requests"] == 4 and stats["rows"] == 8 and stats["batches"] == len(backend.calls)

@@ -1,0 +1,38 @@
+"""SAGE monitor: GPU and pipeline metrics, a Prometheus endpoint, a live web dashboard, ``sage top``.
+
+``env.submit(monitor=True)`` serves the dashboard for that job; ``sage monitor FILE.py`` runs a
+pipeline file with it; ``sage top`` shows the same figures in the terminal. Names load lazily so that
+``import sage_monitor.gpu`` needs nothing but ``pynvml``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "GpuCollector": "sage_monitor.gpu",
+    "PipelineCollector": "sage_monitor.pipeline",
+    "MonitorHub": "sage_monitor.hub",
+    "MonitorServer": "sage_monitor.server",
+    "MonitorSession": "sage_monitor.session",
+    "SESSION": "sage_monitor.session",
+    "SnapshotCollector": "sage_monitor.prometheus",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sage_monitor' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily, Metric
 
 from sage_monitor.hub import MonitorHub
 
-__all__ = ["CONTENT_TYPE_LATEST", "SnapshotCollector", "render"]
+__all__ = ["SnapshotCollector", "gpu_families", "job_families", "render"]
 
 QUANTILES = (("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99"))
 
@@ -37,11 +37,16 @@ class SnapshotCollector:
         yield from gpu_families(snapshot.get("collectors", {}).get("gpu"))
 
 
-def render(hub: MonitorHub) -> bytes:
-    """The text exposition of the hub's figures (what ``GET /metrics`` returns)."""
+def render(hub: MonitorHub, accept: str = "") -> tuple[bytes, str]:
+    """The exposition of the hub's figures and its content type (what ``GET /metrics`` returns).
+
+    The format follows the scraper's ``Accept`` header as ``prometheus_client`` negotiates it: the
+    text format 0.0.4 by default, OpenMetrics or text 1.0.0 when asked for.
+    """
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(hub))
-    return generate_latest(registry)
+    encode, content_type = choose_encoder(accept)
+    return encode(registry), content_type
 
 
 # --------------------------------------------------------------------------- jobs and operators

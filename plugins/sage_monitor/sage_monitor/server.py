@@ -22,7 +22,7 @@ from importlib import resources
 from typing import Any
 
 from sage_monitor.hub import MonitorHub
-from sage_monitor.prometheus import CONTENT_TYPE_LATEST, render
+from sage_monitor.prometheus import render
 
 log = logging.getLogger("sage.monitor")
 
@@ -188,7 +188,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.dumps(_finite(monitor.hub.snapshot()), default=str).encode()
             self._send(HTTPStatus.OK, body, "application/json", send_body=send_body)
         elif path == "/metrics":
-            self._send(HTTPStatus.OK, render(monitor.hub), CONTENT_TYPE_LATEST, send_body=send_body)
+            body, content_type = render(monitor.hub, self.headers.get("Accept", ""))
+            self._send(HTTPStatus.OK, body, content_type, send_body=send_body)
         elif path.startswith("/static/") and path[len("/static/") :] in monitor.static:
             name = path[len("/static/") :]
             content_type = CONTENT_TYPES.get(name[name.rfind(".") :], "application/octet-stream")

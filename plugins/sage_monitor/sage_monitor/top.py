@@ -92,15 +92,15 @@ class TopDisplay:
 
 
 def _job_tables(job: dict[str, Any]) -> list[RenderableType]:
-    title = f"job {job.get('job')}  [{job.get('status')}]  {_num(job.get('elapsed_s'), 1)} s"
+    title = Text(f"job {job.get('job')}  [{job.get('status')}]  {_num(job.get('elapsed_s'), 1)} s", style="bold")
     ops = Table(title=title, title_justify="left", expand=False)
     for column in ("operator", "kind", "×", "in", "out", "failed", "rec/s", "mean ms", "p50 ms", "p95 ms", "p99 ms"):
         ops.add_column(column, justify="left" if column in ("operator", "kind") else "right")
     for op_id, op in (job.get("operators") or {}).items():
         latency = op.get("latency_ms") or {}
         ops.add_row(
-            op_id,
-            str(op.get("kind", "")),
+            Text(op_id),
+            Text(str(op.get("kind", ""))),
             str(op.get("parallelism", 1)),
             _int(op.get("in")),
             _int(op.get("out")),
@@ -134,17 +134,17 @@ def _service_table(services: dict[str, Any]) -> Table:
         )
         served_by = ", ".join(f"{backend} {count}" for backend, count in (figures.get("served_by") or {}).items())
         table.add_row(
-            name,
-            str(figures.get("kind", "")),
-            str(figures.get("state", "")),
+            Text(name),
+            Text(str(figures.get("kind", ""))),
+            Text(str(figures.get("state", ""))),
             _int(figures.get("calls")),
             _num(figures.get("calls_per_s"), 1),
             Text(_int(figures.get("errors")), style="red" if figures.get("errors") else ""),
             Text(_int(figures.get("fallback_calls")), style="yellow" if figures.get("fallback_calls") else ""),
-            served_by,
+            Text(served_by),
             _num(latency.get("p50"), 3),
             _num(latency.get("p99"), 3),
-            batch,
+            Text(batch),
             _int(figures.get("in_flight")),
         )
     return table
@@ -153,7 +153,7 @@ def _service_table(services: dict[str, Any]) -> Table:
 def _gpu_table(gpu: dict[str, Any]) -> RenderableType:
     if not gpu.get("available"):
         return Text(f"GPU: none ({gpu.get('reason') or gpu.get('error') or 'no GPU collector'})", style="dim")
-    table = Table(title=f"GPUs (driver {gpu.get('driver')})", title_justify="left")
+    table = Table(title=Text(f"GPUs (driver {gpu.get('driver')})"), title_justify="left")
     for column in ("gpu", "name", "util %", "memory", "temp °C", "power W", "SM MHz", "processes"):
         table.add_column(column, justify="left" if column in ("name", "processes") else "right")
     for card in gpu.get("gpus", []):
@@ -164,13 +164,13 @@ def _gpu_table(gpu: dict[str, Any]) -> RenderableType:
         )
         table.add_row(
             str(card.get("index")),
-            str(card.get("name") or ""),
+            Text(str(card.get("name") or "")),
             _int(card.get("utilization_gpu_pct")),
             memory,
             _int(card.get("temperature_c")),
             _num(card.get("power_w"), 0),
             _int(card.get("sm_clock_mhz")),
-            processes,
+            Text(processes),
         )
     return table
 

@@ -17,8 +17,9 @@ method once per group. Stacking rules:
 
 The result (a list or an array with one entry per stacked row) is split back in order: a caller
 that sent one item (a 1-D vector, a ``str``) gets element 0 of its share, a caller that sent a
-batch gets its slice. Batchable methods must be safe to run again: when a stacked call raises,
-each request is retried alone, so one caller's bad input fails only that caller.
+batch gets its slice. Batchable methods must be safe to run again: when a stacked call raises, its
+halves are retried (recursively), so one caller's bad input fails only that caller at the cost
+of a few extra calls.
 
 ``async def`` methods work too: the call is scheduled on the replica's event loop and the thread
 moves on to the next batch while it runs. Sync methods run on the batching thread itself, one batch
@@ -247,11 +248,13 @@ class BatchingQueue:
                 self.max_rows = rows
 
     def _call_group(self, group: list[_Request]) -> None:
+        if len(group) == 1:
+            self._call_one(group[0])
+            return
         try:
             stacked = _stack([r.value for r in group], [r.single for r in group])
-        except Exception:  # mixed shapes or dtypes: each caller on its own
-            for request in group:
-                self._call_one(request)
+        except Exception:  # mixed shapes or dtypes
+            self._bisect(group)
             return
         kwargs = dict(group[0].others)
         kwargs[self.spec.arg] = stacked
@@ -266,18 +269,21 @@ class BatchingQueue:
         try:
             result = self.method(**kwargs)
         except Exception:
-            for request in group:
-                self._call_one(request)
+            self._bisect(group)
             return
         self._split(group, result)
 
     def _finish_group(self, group: list[_Request], done: Future) -> None:
-        exc = done.exception()
-        if exc is None:
+        if done.cancelled() or done.exception() is not None:
+            self._bisect(group)
+        else:
             self._split(group, done.result())
-            return
-        for request in group:  # retry alone so that only the bad request fails
-            self._call_one(request)
+
+    def _bisect(self, group: list[_Request]) -> None:
+        """Retry the halves of a failed batch, so that a bad request ends up failing alone."""
+        middle = len(group) // 2
+        self._call_group(group[:middle])
+        self._call_group(group[middle:])
 
     def _call_one(self, request: _Request) -> None:
         kwargs = dict(request.others)

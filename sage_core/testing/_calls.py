@@ -22,7 +22,7 @@ def session_loop() -> asyncio.AbstractEventLoop:
     with _lock:
         if _loop is None:
             loop = asyncio.new_event_loop()
-            thread = threading.Thread(target=loop.run_forever, name="sage-testing-loop", daemon=True)
+            thread = threading.Thread(target=loop.run_forever, name="testing-kit-loop", daemon=True)
             thread.start()
             _loop = loop
         return _loop

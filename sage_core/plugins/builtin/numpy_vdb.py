@@ -25,7 +25,7 @@ from sage_core.plugins.builtin._files import atomic_write
 
 METRICS = ("cosine", "ip", "l2")
 FILE_FORMAT = "sage-numpy-vdb/1"
-SCORE_BLOCK_BYTES = 128 << 20
+SCORE_BLOCK_BYTES = 64 << 20
 """Upper bound on the score matrix of one block of queries (bounds memory for huge batches)."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import runpy
 import sys
 import threading
@@ -20,15 +21,21 @@ __all__ = ["monitor", "top"]
 
 @click.command()
 @click.argument("path", required=False, type=click.Path(exists=True, dir_okay=False))
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 exposes it to the network).")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535), help="0: any free port.")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 exposes it to the network)."
+)
+@click.option(
+    "--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535), help="0: any free port."
+)
 @click.option(
     "--linger",
     type=click.FloatRange(min=0),
     default=None,
     help="After the pipeline ends, keep its final figures up this many seconds (default: until Ctrl-C).",
 )
-@click.option("--duration", type=click.FloatRange(min=0), default=None, help="Without PATH: run the demo job this many seconds.")
+@click.option(
+    "--duration", type=click.FloatRange(min=0), default=None, help="Without PATH: run the demo job this many seconds."
+)
 def monitor(path: str | None, host: str, port: int, linger: float | None, duration: float | None) -> None:
     """Run a pipeline file with the live dashboard: graph, throughput, services, GPUs.
 
@@ -60,9 +67,15 @@ def monitor(path: str | None, host: str, port: int, linger: float | None, durati
 
 @click.command()
 @click.argument("path", required=False, type=click.Path(exists=True, dir_okay=False))
-@click.option("--url", default=None, help=f"A running dashboard to read (default without PATH: http://127.0.0.1:{DEFAULT_PORT}/).")
-@click.option("--interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True, help="Seconds between redraws.")
-@click.option("--once", is_flag=True, help="Print one frame and exit (with PATH: the final figures once the pipeline ends).")
+@click.option(
+    "--url", default=None, help=f"A running dashboard to read (default without PATH: http://127.0.0.1:{DEFAULT_PORT}/)."
+)
+@click.option(
+    "--interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True, help="Seconds between redraws."
+)
+@click.option(
+    "--once", is_flag=True, help="Print one frame and exit (with PATH: the final figures once the pipeline ends)."
+)
 def top(path: str | None, url: str | None, interval: float, once: bool) -> None:
     """Live terminal view of a pipeline: operators, queues, services, GPUs.
 
@@ -74,7 +87,7 @@ def top(path: str | None, url: str | None, interval: float, once: bool) -> None:
     console = Console()
     if path is None:
         address = url or f"http://127.0.0.1:{DEFAULT_PORT}/"
-        read: Callable[[], dict[str, Any]] = lambda: fetch(address)  # noqa: E731
+        read: Callable[[], dict[str, Any]] = functools.partial(fetch, address)
         if once:
             try:
                 console.print(render(read()))

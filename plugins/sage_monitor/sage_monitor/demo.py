@@ -57,7 +57,14 @@ class Search(MapFunction):
     def execute(self, data: dict[str, Any]) -> Any:
         """Submit the search call."""
         future = self.call_service_async["docs"].search(query=data["vector"], top_k=3)
-        return _then(future, lambda hits: {"id": data["id"], "best": hits[0].id if hits else None, "score": hits[0].score if hits else 0.0})
+        return _then(
+            future,
+            lambda hits: {
+                "id": data["id"],
+                "best": hits[0].id if hits else None,
+                "score": hits[0].score if hits else 0.0,
+            },
+        )
 
 
 class CountAnswers(SinkFunction):

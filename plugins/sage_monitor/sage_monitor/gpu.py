@@ -126,7 +126,9 @@ def _processes(nvml: Any, handle: Any) -> list[dict[str, Any]]:
             used = proc.usedGpuMemory
             # NVML_VALUE_NOT_AVAILABLE (all ones) inside containers without access to other pids
             used = None if used is None or used >= 2**63 else int(used)
-            entry = found.setdefault(proc.pid, {"pid": proc.pid, "name": _process_name(nvml, proc.pid), "memory_used_bytes": None})
+            entry = found.setdefault(
+                proc.pid, {"pid": proc.pid, "name": _process_name(nvml, proc.pid), "memory_used_bytes": None}
+            )
             if used is not None:
                 entry["memory_used_bytes"] = (entry["memory_used_bytes"] or 0) + used
     return sorted(found.values(), key=lambda p: p["pid"])

@@ -85,7 +85,7 @@ class MonitorHub:
             jobs = list(self._jobs.values())
             snapshot = {
                 "time": time.time(),
-                "jobs": [collector.collect() for collector in jobs],
+                "jobs": [_collect_job(collector) for collector in jobs],
                 "collectors": self._collect_others(),
             }
             self._cached, self._cached_at = snapshot, now
@@ -103,6 +103,21 @@ class MonitorHub:
                     self._broken.add(name)
                     log.warning("metrics collector %r failed: %s", name, exc)
         return figures
+
+
+def _collect_job(collector: PipelineCollector) -> dict[str, Any]:
+    try:
+        return collector.collect()
+    except Exception as exc:  # one job's broken figures must not hide the others
+        log.debug("reading job %r failed", collector.job.name, exc_info=True)
+        return {
+            "job": collector.job.name,
+            "status": "unknown",
+            "error": f"{type(exc).__name__}: {exc}",
+            "operators": {},
+            "queues": {},
+            "graph": collector.graph,
+        }
 
 
 def _registered_collectors() -> list[Any]:

@@ -88,7 +88,10 @@ class PipelineCollector:
         services = metrics.get("services") or {}
         sample = _Sample(
             t=now,
-            ops={op: (int(f.get("in", 0)), int(f.get("out", 0)), float(f.get("busy_s", 0.0))) for op, f in operators.items()},
+            ops={
+                op: (int(f.get("in", 0)), int(f.get("out", 0)), float(f.get("busy_s", 0.0)))
+                for op, f in operators.items()
+            },
             calls={name: int(s.get("calls", 0)) for name, s in services.items() if isinstance(s, dict)},
         )
         previous = self._samples[-1] if self._samples else None
@@ -189,7 +192,9 @@ def graph_view(graph: Any) -> dict[str, Any]:
         operators = []
         for op_id in chain.operators:
             spec = graph.operator(op_id)
-            operators.append({"id": op_id, "kind": getattr(spec.kind, "value", str(spec.kind)), "parallelism": spec.parallelism})
+            operators.append(
+                {"id": op_id, "kind": getattr(spec.kind, "value", str(spec.kind)), "parallelism": spec.parallelism}
+            )
         chains.append({"id": chain.id, "operators": operators, "parallelism": chain.parallelism})
     channels = [
         {

@@ -55,20 +55,32 @@ def render(hub: MonitorHub, accept: str = "") -> tuple[bytes, str]:
 def job_families(jobs: list[dict[str, Any]]) -> Iterator[Metric]:
     """Job, operator, queue and service families for every watched job."""
     running = GaugeMetricFamily("sage_job_running", "1 while the job runs, 0 once it ended", labels=["job", "status"])
-    elapsed = GaugeMetricFamily("sage_job_elapsed_seconds", "Seconds since the job started (to its end once ended)", labels=["job"])
-    records = CounterMetricFamily(
-        "sage_operator_records", "Records an operator took in (direction=in) and produced (direction=out)", labels=["job", "operator", "direction"]
+    elapsed = GaugeMetricFamily(
+        "sage_job_elapsed_seconds", "Seconds since the job started (to its end once ended)", labels=["job"]
     )
-    emitted = CounterMetricFamily("sage_operator_emitted", "Records an operator passed downstream (flatmap: after expansion)", labels=["job", "operator"])
+    records = CounterMetricFamily(
+        "sage_operator_records",
+        "Records an operator took in (direction=in) and produced (direction=out)",
+        labels=["job", "operator", "direction"],
+    )
+    emitted = CounterMetricFamily(
+        "sage_operator_emitted",
+        "Records an operator passed downstream (flatmap: after expansion)",
+        labels=["job", "operator"],
+    )
     filtered = CounterMetricFamily("sage_operator_filtered", "Records a filter dropped", labels=["job", "operator"])
     failed = CounterMetricFamily("sage_operator_failed", "Records whose function raised", labels=["job", "operator"])
-    busy = CounterMetricFamily("sage_operator_busy_seconds", "Seconds an operator spent processing batches", labels=["job", "operator"])
+    busy = CounterMetricFamily(
+        "sage_operator_busy_seconds", "Seconds an operator spent processing batches", labels=["job", "operator"]
+    )
     latency = GaugeMetricFamily(
         "sage_operator_record_latency_seconds",
         "Processing time per record: quantiles over a rolling window of batch intervals",
         labels=["job", "operator", "quantile"],
     )
-    parallelism = GaugeMetricFamily("sage_operator_parallelism", "Parallel instances of an operator", labels=["job", "operator"])
+    parallelism = GaugeMetricFamily(
+        "sage_operator_parallelism", "Parallel instances of an operator", labels=["job", "operator"]
+    )
     queues = GaugeMetricFamily("sage_queue_depth", "Batches waiting in a task's inbox", labels=["job", "task"])
     for job in jobs:
         name = str(job.get("job", ""))
@@ -98,17 +110,35 @@ def service_families(jobs: list[dict[str, Any]]) -> Iterator[Metric]:
     """Per service: calls by serving backend, errors, fallbacks, latency, batch sizes, replica load."""
     by_service = ["job", "service"]
     by_replica = ["job", "service", "backend", "replica"]
-    calls = CounterMetricFamily("sage_service_calls", "Calls a service answered, by the backend that served them", labels=[*by_service, "backend"])
+    calls = CounterMetricFamily(
+        "sage_service_calls",
+        "Calls a service answered, by the backend that served them",
+        labels=[*by_service, "backend"],
+    )
     errors = CounterMetricFamily("sage_service_errors", "Calls that failed on every backend", labels=by_service)
     timeouts = CounterMetricFamily("sage_service_timeouts", "Calls that ran past their deadline", labels=by_service)
-    fallbacks = CounterMetricFamily("sage_service_fallback_calls", "Calls served by a fallback instead of the primary backend", labels=by_service)
+    fallbacks = CounterMetricFamily(
+        "sage_service_fallback_calls", "Calls served by a fallback instead of the primary backend", labels=by_service
+    )
     in_flight = GaugeMetricFamily("sage_service_in_flight", "Calls in progress", labels=by_service)
-    latency = GaugeMetricFamily("sage_service_latency_seconds", "Call latency quantiles over recent calls", labels=[*by_service, "quantile"])
-    batch = GaugeMetricFamily("sage_service_batch_size", "Rows per backend call of a batched method", labels=[*by_service, "method", "stat"])
-    batches = CounterMetricFamily("sage_service_batches", "Backend calls a batched method made", labels=[*by_service, "method"])
-    rows = CounterMetricFamily("sage_service_batch_rows", "Rows batched methods handed to the backend", labels=[*by_service, "method"])
-    usable = GaugeMetricFamily("sage_service_backend_usable", "1 when a backend of the chain can serve", labels=[*by_service, "backend"])
-    load = GaugeMetricFamily("sage_service_replica_in_flight", "Calls in flight on a replica (its load)", labels=by_replica)
+    latency = GaugeMetricFamily(
+        "sage_service_latency_seconds", "Call latency quantiles over recent calls", labels=[*by_service, "quantile"]
+    )
+    batch = GaugeMetricFamily(
+        "sage_service_batch_size", "Rows per backend call of a batched method", labels=[*by_service, "method", "stat"]
+    )
+    batches = CounterMetricFamily(
+        "sage_service_batches", "Backend calls a batched method made", labels=[*by_service, "method"]
+    )
+    rows = CounterMetricFamily(
+        "sage_service_batch_rows", "Rows batched methods handed to the backend", labels=[*by_service, "method"]
+    )
+    usable = GaugeMetricFamily(
+        "sage_service_backend_usable", "1 when a backend of the chain can serve", labels=[*by_service, "backend"]
+    )
+    load = GaugeMetricFamily(
+        "sage_service_replica_in_flight", "Calls in flight on a replica (its load)", labels=by_replica
+    )
     served = CounterMetricFamily("sage_service_replica_served", "Calls a replica served", labels=by_replica)
     failed = CounterMetricFamily("sage_service_replica_failed", "Calls that failed on a replica", labels=by_replica)
     for job in jobs:
@@ -139,7 +169,21 @@ def service_families(jobs: list[dict[str, Any]]) -> Iterator[Metric]:
                     load.add_metric(replica_labels, replica.get("in_flight", 0))
                     served.add_metric(replica_labels, replica.get("served", 0))
                     failed.add_metric(replica_labels, replica.get("failed", 0))
-    yield from (calls, errors, timeouts, fallbacks, in_flight, latency, batch, batches, rows, usable, load, served, failed)
+    yield from (
+        calls,
+        errors,
+        timeouts,
+        fallbacks,
+        in_flight,
+        latency,
+        batch,
+        batches,
+        rows,
+        usable,
+        load,
+        served,
+        failed,
+    )
 
 
 # --------------------------------------------------------------------------- GPUs
@@ -152,16 +196,30 @@ def gpu_families(figures: dict[str, Any] | None) -> Iterator[Metric]:
     available.add_metric([], 1.0 if figures.get("available") and figures.get("gpus") else 0.0)
     yield available
     per_gpu = {
-        "utilization_gpu_pct": GaugeMetricFamily("sage_gpu_utilization_ratio", "Share of time a kernel ran (0..1)", labels=["gpu", "name"]),
-        "utilization_memory_pct": GaugeMetricFamily(
-            "sage_gpu_memory_utilization_ratio", "Share of time device memory was read or written (0..1)", labels=["gpu", "name"]
+        "utilization_gpu_pct": GaugeMetricFamily(
+            "sage_gpu_utilization_ratio", "Share of time a kernel ran (0..1)", labels=["gpu", "name"]
         ),
-        "memory_used_bytes": GaugeMetricFamily("sage_gpu_memory_used_bytes", "Device memory in use", labels=["gpu", "name"]),
-        "memory_total_bytes": GaugeMetricFamily("sage_gpu_memory_total_bytes", "Device memory in all", labels=["gpu", "name"]),
-        "temperature_c": GaugeMetricFamily("sage_gpu_temperature_celsius", "GPU core temperature", labels=["gpu", "name"]),
+        "utilization_memory_pct": GaugeMetricFamily(
+            "sage_gpu_memory_utilization_ratio",
+            "Share of time device memory was read or written (0..1)",
+            labels=["gpu", "name"],
+        ),
+        "memory_used_bytes": GaugeMetricFamily(
+            "sage_gpu_memory_used_bytes", "Device memory in use", labels=["gpu", "name"]
+        ),
+        "memory_total_bytes": GaugeMetricFamily(
+            "sage_gpu_memory_total_bytes", "Device memory in all", labels=["gpu", "name"]
+        ),
+        "temperature_c": GaugeMetricFamily(
+            "sage_gpu_temperature_celsius", "GPU core temperature", labels=["gpu", "name"]
+        ),
         "power_w": GaugeMetricFamily("sage_gpu_power_watts", "Power draw", labels=["gpu", "name"]),
-        "power_limit_w": GaugeMetricFamily("sage_gpu_power_limit_watts", "Enforced power limit", labels=["gpu", "name"]),
-        "sm_clock_mhz": GaugeMetricFamily("sage_gpu_sm_clock_hertz", "Streaming multiprocessor clock", labels=["gpu", "name"]),
+        "power_limit_w": GaugeMetricFamily(
+            "sage_gpu_power_limit_watts", "Enforced power limit", labels=["gpu", "name"]
+        ),
+        "sm_clock_mhz": GaugeMetricFamily(
+            "sage_gpu_sm_clock_hertz", "Streaming multiprocessor clock", labels=["gpu", "name"]
+        ),
     }
     scale = {"utilization_gpu_pct": 0.01, "utilization_memory_pct": 0.01, "sm_clock_mhz": 1e6}
     process_memory = GaugeMetricFamily(
@@ -174,6 +232,8 @@ def gpu_families(figures: dict[str, Any] | None) -> Iterator[Metric]:
                 family.add_metric(labels, gpu[key] * scale.get(key, 1.0))
         for proc in gpu.get("processes", []):
             if proc.get("memory_used_bytes") is not None:
-                process_memory.add_metric([labels[0], str(proc["pid"]), str(proc.get("name", ""))], proc["memory_used_bytes"])
+                process_memory.add_metric(
+                    [labels[0], str(proc["pid"]), str(proc.get("name", ""))], proc["memory_used_bytes"]
+                )
     yield from per_gpu.values()
     yield process_memory

@@ -9,6 +9,8 @@ ends: the accept loop wakes at once through a socket pair (no polling interval t
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import math
@@ -28,7 +30,11 @@ log = logging.getLogger("sage.monitor")
 
 __all__ = ["MonitorServer"]
 
-CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+}
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
@@ -84,10 +90,8 @@ class MonitorServer:
         if self._stopping.is_set():
             return
         self._stopping.set()
-        try:
+        with contextlib.suppress(OSError):  # already closed
             self._wake_w.send(b"x")
-        except OSError:
-            pass
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         if self._thread is None:
@@ -131,7 +135,9 @@ class _Server(ThreadingHTTPServer):
         try:
             super().__init__(address, handler)
         except OSError as exc:
-            msg = f"sage monitor: cannot listen on {address[0]}:{address[1]} ({exc}); pick another port (0: any free one)"
+            msg = (
+                f"sage monitor: cannot listen on {address[0]}:{address[1]} ({exc}); pick another port (0: any free one)"
+            )
             raise OSError(exc.errno, msg) from exc
 
     def server_bind(self) -> None:
@@ -140,7 +146,10 @@ class _Server(ThreadingHTTPServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         thread = threading.Thread(
-            target=self._run_request, args=(request, client_address), name=f"sage-monitor-request-{self.server_port}", daemon=True
+            target=self._run_request,
+            args=(request, client_address),
+            name=f"sage-monitor-request-{self.server_port}",
+            daemon=True,
         )
         with self._requests_lock:
             self._requests.add(thread)
@@ -152,6 +161,10 @@ class _Server(ThreadingHTTPServer):
         finally:
             with self._requests_lock:
                 self._requests.discard(threading.current_thread())
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-response is routine: log it at DEBUG, not to stderr."""
+        log.debug("request from %s failed", client_address, exc_info=True)
 
     def join_requests(self, timeout: float) -> None:
         """Wait for requests in progress (except the calling thread's own)."""
@@ -168,14 +181,19 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "sage-monitor"
     timeout = 10.0
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         self._respond(send_body=True)
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._respond(send_body=False)
 
     def _refuse(self) -> None:
-        self._send(HTTPStatus.METHOD_NOT_ALLOWED, b"the SAGE monitor is read-only: GET or HEAD\n", "text/plain", extra={"Allow": "GET, HEAD"})
+        self._send(
+            HTTPStatus.METHOD_NOT_ALLOWED,
+            b"the SAGE monitor is read-only: GET or HEAD\n",
+            "text/plain",
+            extra={"Allow": "GET, HEAD"},
+        )
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse  # noqa: N815
 
@@ -195,7 +213,12 @@ class _Handler(BaseHTTPRequestHandler):
             content_type = CONTENT_TYPES.get(name[name.rfind(".") :], "application/octet-stream")
             self._send(HTTPStatus.OK, monitor.static[name], content_type, send_body=send_body, cache=True)
         else:
-            self._send(HTTPStatus.NOT_FOUND, f"no page at {path}: try / or /metrics\n".encode(), "text/plain", send_body=send_body)
+            self._send(
+                HTTPStatus.NOT_FOUND,
+                f"no page at {path}: try / or /metrics\n".encode(),
+                "text/plain",
+                send_body=send_body,
+            )
 
     def _send(
         self,
@@ -217,10 +240,11 @@ class _Handler(BaseHTTPRequestHandler):
         if send_body:
             self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
 
+@functools.cache
 def _load_static() -> dict[str, bytes]:
     folder = resources.files("sage_monitor") / "static"
     return {item.name: item.read_bytes() for item in folder.iterdir() if item.is_file()}

@@ -24,7 +24,7 @@ from sage_monitor.server import MonitorServer
 
 log = logging.getLogger("sage.monitor")
 
-__all__ = ["DEFAULT_PORT", "MonitorSession", "SESSION", "announce"]
+__all__ = ["DEFAULT_PORT", "SESSION", "MonitorSession", "announce"]
 
 DEFAULT_PORT = 8765
 

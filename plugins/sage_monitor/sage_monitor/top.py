@@ -44,7 +44,7 @@ def fetch(url: str, timeout: float = 5.0) -> dict[str, Any]:
     """Read a running dashboard's snapshot; the error says which address failed and what to do."""
     address = metrics_url(url)
     try:
-        with urllib.request.urlopen(address, timeout=timeout) as response:  # noqa: S310 (a URL the user gave)
+        with urllib.request.urlopen(address, timeout=timeout) as response:
             return dict(json.load(response))
     except (urllib.error.URLError, OSError, ValueError) as exc:
         msg = f"cannot read {address}: {exc}; is a dashboard running there (sage monitor, or env.submit(monitor=True))?"
@@ -54,7 +54,9 @@ def fetch(url: str, timeout: float = 5.0) -> dict[str, Any]:
 class TopDisplay:
     """Redraws ``render(read())`` every ``interval`` seconds on its own thread until :meth:`stop`."""
 
-    def __init__(self, read: Callable[[], dict[str, Any]], interval: float = 1.0, console: Console | None = None) -> None:
+    def __init__(
+        self, read: Callable[[], dict[str, Any]], interval: float = 1.0, console: Console | None = None
+    ) -> None:
         self.read = read
         self.interval = interval
         self.console = console or Console()
@@ -114,7 +116,12 @@ def _job_tables(job: dict[str, Any]) -> list[RenderableType]:
     tables: list[RenderableType] = [ops]
     queues = job.get("queues") or {}
     if queues:
-        tables.append(Text("queues (batches waiting): " + ", ".join(f"{task} {depth}" for task, depth in queues.items()), style="dim"))
+        tables.append(
+            Text(
+                "queues (batches waiting): " + ", ".join(f"{task} {depth}" for task, depth in queues.items()),
+                style="dim",
+            )
+        )
     services = job.get("services") or {}
     if services:
         tables.append(_service_table(services))
@@ -123,14 +130,30 @@ def _job_tables(job: dict[str, Any]) -> list[RenderableType]:
 
 def _service_table(services: dict[str, Any]) -> Table:
     table = Table(title="services", title_justify="left")
-    for column in ("service", "kind", "state", "calls", "calls/s", "errors", "fallbacks", "served by", "p50 ms", "p99 ms", "batch rows", "in flight"):
-        table.add_column(column, justify="left" if column in ("service", "kind", "state", "served by", "batch rows") else "right")
+    for column in (
+        "service",
+        "kind",
+        "state",
+        "calls",
+        "calls/s",
+        "errors",
+        "fallbacks",
+        "served by",
+        "p50 ms",
+        "p99 ms",
+        "batch rows",
+        "in flight",
+    ):
+        table.add_column(
+            column, justify="left" if column in ("service", "kind", "state", "served by", "batch rows") else "right"
+        )
     for name, figures in services.items():
         if not isinstance(figures, dict):
             continue
         latency = figures.get("latency_ms") or {}
         batch = ", ".join(
-            f"{method} {_num(stats.get('mean_rows'), 1)}/{_int(stats.get('max_rows'))}" for method, stats in (figures.get("batch") or {}).items()
+            f"{method} {_num(stats.get('mean_rows'), 1)}/{_int(stats.get('max_rows'))}"
+            for method, stats in (figures.get("batch") or {}).items()
         )
         served_by = ", ".join(f"{backend} {count}" for backend, count in (figures.get("served_by") or {}).items())
         table.add_row(

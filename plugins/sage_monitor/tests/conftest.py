@@ -59,7 +59,10 @@ def server(hub: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def start_job() -> Iterator[Callable[..., Any]]:
-    """``start_job(rate=.., map_fn=.., parallelism=.., config=..)`` submits an unbounded job; all are stopped after the test."""
+    """``start_job(rate=, map_fn=, parallelism=, config=, monitor=)`` submits an unbounded job.
+
+    numbers (paced source) -> double (map_fn) -> quarter (filter) -> drop (sink); stopped after the test.
+    """
     from sage_core import LocalEnvironment
 
     envs: list[Any] = []

@@ -47,7 +47,9 @@ def demo_job() -> Iterator[Any]:
     env.close()
 
 
-def test_dashboard_shows_live_figures_of_a_running_job(no_sage_threads: None, browser: Any, demo_job: Any, tmp_path: Path) -> None:
+def test_dashboard_shows_live_figures_of_a_running_job(
+    no_sage_threads: None, browser: Any, demo_job: Any, tmp_path: Path
+) -> None:
     from sage_monitor.session import SESSION
 
     url = SESSION.server.url

@@ -20,7 +20,8 @@ PIPELINE = textwrap.dedent(
     from sage_core import LocalEnvironment
 
     env = LocalEnvironment("from-file")
-    env.from_batch(range(3000)).map(lambda n: n * 3, name="triple").filter(lambda n: n % 2 == 0, name="even").sink(lambda n: None, name="drop")
+    stream = env.from_batch(range(3000)).map(lambda n: n * 3, name="triple")
+    stream.filter(lambda n: n % 2 == 0, name="even").sink(lambda n: None, name="drop")
     env.submit()
     env.close()
     """
@@ -39,7 +40,9 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
-def test_top_once_runs_a_pipeline_file_and_prints_its_final_figures(no_sage_threads: None, runner: CliRunner, pipeline_file: Path) -> None:
+def test_top_once_runs_a_pipeline_file_and_prints_its_final_figures(
+    no_sage_threads: None, runner: CliRunner, pipeline_file: Path
+) -> None:
     result = runner.invoke(build_cli(), ["top", "--once", str(pipeline_file)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "job from-file  [completed]" in result.output
@@ -71,13 +74,17 @@ def test_top_refuses_a_file_and_a_url_together(runner: CliRunner, pipeline_file:
     assert result.exit_code == 2 and "not both" in result.output
 
 
-def test_top_live_view_redraws_until_the_file_ends(no_sage_threads: None, runner: CliRunner, pipeline_file: Path) -> None:
+def test_top_live_view_redraws_until_the_file_ends(
+    no_sage_threads: None, runner: CliRunner, pipeline_file: Path
+) -> None:
     result = runner.invoke(build_cli(), ["top", "--interval", "0.1", str(pipeline_file)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "[completed]" in result.output
 
 
-def test_monitor_runs_a_file_serves_it_and_stops_after_linger(no_sage_threads: None, runner: CliRunner, pipeline_file: Path) -> None:
+def test_monitor_runs_a_file_serves_it_and_stops_after_linger(
+    no_sage_threads: None, runner: CliRunner, pipeline_file: Path
+) -> None:
     result = runner.invoke(build_cli(), ["monitor", "--port", "0", "--linger", "0", str(pipeline_file)])
     assert result.exit_code == 0, result.output
     assert re.search(r"SAGE monitor at http://127\.0\.0\.1:\d+/", result.output)

@@ -28,7 +28,11 @@ def nvml_works() -> bool:
 def smi(query: str, flag: str = "--query-gpu") -> list[list[float]]:
     """Rows of ``nvidia-smi {flag}={query} --format=csv,noheader,nounits`` as numbers."""
     out = subprocess.run(
-        ["nvidia-smi", f"{flag}={query}", "--format=csv,noheader,nounits"], capture_output=True, text=True, check=True, timeout=30
+        ["nvidia-smi", f"{flag}={query}", "--format=csv,noheader,nounits"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     ).stdout
     return [[float(v) for v in line.split(",")] for line in out.strip().splitlines() if line.strip()]
 
@@ -40,7 +44,9 @@ def collector() -> GpuCollector:
     gpu.close()
 
 
-def test_without_nvml_the_collector_reports_no_gpu_and_logs_no_error(collector: GpuCollector, caplog: pytest.LogCaptureFixture) -> None:
+def test_without_nvml_the_collector_reports_no_gpu_and_logs_no_error(
+    collector: GpuCollector, caplog: pytest.LogCaptureFixture
+) -> None:
     if nvml_works():
         pytest.skip("NVML works on this machine: the no-GPU path cannot be seen here")
     caplog.set_level(logging.DEBUG)
@@ -61,7 +67,7 @@ def test_gpu_readings_agree_with_nvidia_smi_run_beside_them(collector: GpuCollec
     after = smi(SMI_FIELDS)
     assert figures["available"] is True
     assert len(figures["gpus"]) == len(before) > 0
-    for gpu, row_before, row_after in zip(figures["gpus"], before, after):
+    for gpu, row_before, row_after in zip(figures["gpus"], before, after, strict=True):
         (util_a, used_a, total, temp_a), (util_b, used_b, _, temp_b) = row_before, row_after
         low, high = min(util_a, util_b), max(util_a, util_b)
         assert low - 10 <= gpu["utilization_gpu_pct"] <= high + 10, (gpu, row_before, row_after)

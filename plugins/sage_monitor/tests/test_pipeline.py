@@ -13,7 +13,9 @@ from sage_monitor.pipeline import PipelineCollector, percentile
 
 def test_final_figures_match_the_job_summary_and_rates_are_job_means() -> None:
     env = LocalEnvironment("bounded")
-    env.from_batch(range(10_000)).map(lambda n: n + 1, name="inc").filter(lambda n: n % 2 == 0, name="even").sink(lambda n: None, name="drop")
+    env.from_batch(range(10_000)).map(lambda n: n + 1, name="inc").filter(lambda n: n % 2 == 0, name="even").sink(
+        lambda n: None, name="drop"
+    )
     job = env.submit(autostop=True)
     env.close()
     collector = PipelineCollector(job)
@@ -63,7 +65,9 @@ def test_latency_percentiles_come_from_busy_time_per_record(start_job: Callable[
     assert fast["p50"] is not None and fast["p50"] < latency["p50"], "a cheap filter is faster than a sleeping map"
 
 
-def test_queue_depth_shows_batches_waiting_before_a_slow_parallel_stage(start_job: Callable[..., Any], wait_for: Callable[..., Any]) -> None:
+def test_queue_depth_shows_batches_waiting_before_a_slow_parallel_stage(
+    start_job: Callable[..., Any], wait_for: Callable[..., Any]
+) -> None:
     def slow(n: int) -> int:
         time.sleep(0.01)
         return n
@@ -76,7 +80,9 @@ def test_queue_depth_shows_batches_waiting_before_a_slow_parallel_stage(start_jo
     assert max(queues.values()) <= 8, "never more than queue_size batches wait"
 
 
-def test_failed_records_are_counted_as_errors_of_their_operator(start_job: Callable[..., Any], wait_for: Callable[..., Any]) -> None:
+def test_failed_records_are_counted_as_errors_of_their_operator(
+    start_job: Callable[..., Any], wait_for: Callable[..., Any]
+) -> None:
     def picky(n: int) -> int:
         if n % 10 == 0:
             raise ValueError(f"{n} is a multiple of ten")

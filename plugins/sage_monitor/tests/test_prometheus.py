@@ -69,7 +69,9 @@ def test_metrics_endpoint_exposes_operators_queues_services_and_gpus(hub: Monito
     (failed,) = samples(families["sage_operator_failed"], operator="work_2")
     assert failed.value == 20
     assert {s.labels["task"] for s in families["sage_queue_depth"].samples} == set(metrics["queues"])
-    calls = {s.labels["backend"]: s.value for s in samples(families["sage_service_calls"], job="scraped", service="names")}
+    calls = {
+        s.labels["backend"]: s.value for s in samples(families["sage_service_calls"], job="scraped", service="names")
+    }
     assert calls == metrics["services"]["names"]["served_by"] and sum(calls.values()) == 980
     (fallbacks,) = samples(families["sage_service_fallback_calls"], service="names")
     assert fallbacks.value == 980
@@ -93,7 +95,9 @@ def test_every_family_follows_prometheus_naming(hub: MonitorHub, server: Any, st
             assert "job" in sample.labels or name.startswith("sage_gpu"), (name, sample.labels)
 
 
-def test_figures_live_in_the_monitors_own_registry_not_the_global_one(hub: MonitorHub, server: Any, start_job: Callable[..., Any]) -> None:
+def test_figures_live_in_the_monitors_own_registry_not_the_global_one(
+    hub: MonitorHub, server: Any, start_job: Callable[..., Any]
+) -> None:
     hub.watch(start_job(rate=1000.0))
     scrape(server.url)
     global_names = {family.name for family in prometheus_client.REGISTRY.collect()}
@@ -105,15 +109,28 @@ def test_gpu_families_use_base_units() -> None:
         "available": True,
         "gpus": [
             {
-                "index": 0, "name": "NVIDIA H100 80GB HBM3", "utilization_gpu_pct": 37, "utilization_memory_pct": 12,
-                "memory_used_bytes": 8 * 2**30, "memory_total_bytes": 80 * 2**30, "temperature_c": 41,
-                "power_w": 180.5, "power_limit_w": 700.0, "sm_clock_mhz": 1980,
-                "processes": [{"pid": 4242, "name": "python", "memory_used_bytes": 2**30}, {"pid": 7, "name": "x", "memory_used_bytes": None}],
+                "index": 0,
+                "name": "NVIDIA H100 80GB HBM3",
+                "utilization_gpu_pct": 37,
+                "utilization_memory_pct": 12,
+                "memory_used_bytes": 8 * 2**30,
+                "memory_total_bytes": 80 * 2**30,
+                "temperature_c": 41,
+                "power_w": 180.5,
+                "power_limit_w": 700.0,
+                "sm_clock_mhz": 1980,
+                "processes": [
+                    {"pid": 4242, "name": "python", "memory_used_bytes": 2**30},
+                    {"pid": 7, "name": "x", "memory_used_bytes": None},
+                ],
             }
         ],
     }
     families = {family.name: family for family in gpu_families(reading)}
-    value = lambda name: families[name].samples[0].value  # noqa: E731
+
+    def value(name: str) -> float:
+        return families[name].samples[0].value
+
     assert value("sage_gpu_available") == 1.0
     assert value("sage_gpu_utilization_ratio") == 0.37
     assert value("sage_gpu_memory_used_bytes") == 8 * 2**30
@@ -121,4 +138,6 @@ def test_gpu_families_use_base_units() -> None:
     assert value("sage_gpu_power_watts") == 180.5
     assert families["sage_gpu_utilization_ratio"].samples[0].labels == {"gpu": "0", "name": "NVIDIA H100 80GB HBM3"}
     processes = families["sage_gpu_process_memory_used_bytes"].samples
-    assert [(s.labels["pid"], s.value) for s in processes] == [("4242", float(2**30))], "unknown sizes are left out, not zero"
+    assert [(s.labels["pid"], s.value) for s in processes] == [("4242", float(2**30))], (
+        "unknown sizes are left out, not zero"
+    )

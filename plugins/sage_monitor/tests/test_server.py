@@ -56,7 +56,9 @@ def test_unknown_paths_and_escapes_from_the_static_folder_are_404(server: Monito
         assert get(server.url + path)[0] == 404, path
 
 
-def test_api_metrics_lists_watched_jobs_and_the_gpu_collector(hub: MonitorHub, server: MonitorServer, start_job: Callable[..., Any]) -> None:
+def test_api_metrics_lists_watched_jobs_and_the_gpu_collector(
+    hub: MonitorHub, server: MonitorServer, start_job: Callable[..., Any]
+) -> None:
     job = start_job(rate=500.0)
     hub.watch(job)
     status, headers, body = get(server.url + "api/metrics")
@@ -90,13 +92,20 @@ def test_the_plugin_registers_the_gpu_collector() -> None:
     assert "gpu" in {collector.name for collector in manager.collectors()}
     (info,) = [info for info in manager.plugins() if info.name == "monitor"]
     assert info.error is None
-    assert {"sage_job_started", "sage_job_finished", "sage_metrics_collectors", "sage_register_commands"} <= set(info.hooks)
+    assert {"sage_job_started", "sage_job_finished", "sage_metrics_collectors", "sage_register_commands"} <= set(
+        info.hooks
+    )
 
 
 # --------------------------------------------------------------------------- env.submit(monitor=True)
 
 
-def test_submit_with_monitor_serves_the_job_then_stops_with_it(no_sage_threads: None, start_job: Callable[..., Any], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+def test_submit_with_monitor_serves_the_job_then_stops_with_it(
+    no_sage_threads: None,
+    start_job: Callable[..., Any],
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO, logger="sage.monitor")
     job = start_job(rate=500.0, monitor=True)
     server = SESSION.server
@@ -114,7 +123,9 @@ def test_jobs_without_monitor_start_no_server(start_job: Callable[..., Any]) -> 
     assert SESSION.server is None
 
 
-def test_a_finished_jobs_final_figures_stay_while_another_monitored_job_runs(no_sage_threads: None, start_job: Callable[..., Any]) -> None:
+def test_a_finished_jobs_final_figures_stay_while_another_monitored_job_runs(
+    no_sage_threads: None, start_job: Callable[..., Any]
+) -> None:
     env = LocalEnvironment("short")
     env.from_batch(range(500)).map(lambda n: n).sink(lambda n: None)
     long_job = start_job(rate=200.0, monitor=True)

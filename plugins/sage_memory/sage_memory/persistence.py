@@ -14,6 +14,7 @@ is consistent; a half-written generation is ignored and removed.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ from typing import Any
 from sage_memory.stores import MemoryStores
 
 MANIFEST = "manifest.json"
+LOCK_FILE = "lock"
 FORMAT_VERSION = 1
 STORE_FILES = ("kv", "vector", "graph")
 
@@ -44,11 +46,30 @@ class Manifest:
 
 
 class MemoryDirectory:
-    """Reads and writes the snapshots and manifest of one memory directory."""
+    """Reads and writes the snapshots and manifest of one memory directory.
+
+    Holds an exclusive lock on the directory until :meth:`release`, so two memories (two replicas,
+    two processes) never write the same directory; the OS drops the lock when the process dies.
+    """
 
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
         os.makedirs(self.root, exist_ok=True)
+        self._lock_file = open(os.path.join(self.root, LOCK_FILE), "a+")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            msg = (
+                f"memory directory {self.root} is in use by another MemoryService; close that one first, "
+                "or give each memory (each replica) its own path"
+            )
+            raise RuntimeError(msg) from None
+
+    def release(self) -> None:
+        """Give up the directory lock (idempotent)."""
+        if not self._lock_file.closed:
+            self._lock_file.close()
 
     @property
     def manifest_path(self) -> str:

@@ -74,6 +74,8 @@ class MemoryService:
             if self.config.path is not None:
                 self._open_directory(self.config.path)
         except BaseException:
+            if self._directory is not None:
+                self._directory.release()
             self.stores.close()
             raise
 
@@ -271,6 +273,8 @@ class MemoryService:
             finally:
                 if self._journal is not None:
                     self._journal.close()
+                if self._directory is not None:
+                    self._directory.release()
                 self.stores.close()
 
     def _open_directory(self, path: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -125,6 +126,8 @@ def test_writes_after_the_last_checkpoint_come_back_from_the_journal(tmp_path: P
     memory.delete(memory.store_memory("journaled then deleted", vector=unit(1)))
     # no save() and no close(): only the journal holds these writes
     memory.stores.close()
+    del memory  # as if the process had died: its directory lock goes with it
+    gc.collect()
 
     with MemoryService(path=tmp_path) as reopened:
         assert reopened.count() == 1
@@ -148,6 +151,8 @@ def test_a_torn_last_journal_line_is_dropped_and_writing_continues(tmp_path: Pat
     memory = MemoryService(path=tmp_path)
     kept = memory.store_memory("complete")
     memory.stores.close()
+    del memory
+    gc.collect()
     journal = next(tmp_path.glob("journal-*.jsonl"))
     with open(journal, "ab") as handle:
         handle.write(b'0badc0de {"op": "store", "records": [')  # a write cut short by a crash
@@ -167,6 +172,14 @@ def test_a_damaged_snapshot_file_is_reported_not_loaded(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="missing or damaged"):
         MemoryService(path=tmp_path)
+
+
+def test_a_directory_in_use_by_another_memory_is_refused(tmp_path: Path) -> None:
+    with MemoryService(path=tmp_path):
+        with pytest.raises(RuntimeError, match="in use by another MemoryService"):
+            MemoryService(path=tmp_path)
+    with MemoryService(path=tmp_path) as after_close:
+        assert after_close.count() == 0
 
 
 def test_reopening_with_a_different_backend_is_refused(tmp_path: Path) -> None:

@@ -33,14 +33,22 @@ def test_entry_point_is_declared_in_the_sage_group() -> None:
 
 
 @pytest.mark.parametrize("spec", get_plugin_manager().backends("vdb"), ids=lambda s: s.name)
-def test_every_installed_cpu_vector_store_can_serve_the_memory(spec: BackendSpec) -> None:
+def test_every_installed_cpu_vector_store_can_serve_the_memory_and_persist(spec: BackendSpec, tmp_path: Path) -> None:
     if "cpu" not in spec.devices:
         pytest.skip(f"vdb backend {spec.name!r} has no CPU mode")
-    with MemoryService(vector={"backend": spec.name}) as memory:
-        wanted = memory.store_memory("the quick brown fox jumps")
-        memory.store_memory("an unrelated sentence about tax law")
+    config = {"vector": {"backend": spec.name, "device": "cpu"}, "path": tmp_path}
+    with MemoryService(**config) as memory:
+        wanted = memory.store_memory("the quick brown fox jumps", memory_type="fact")
+        memory.store_memory("an unrelated sentence about tax law", memory_type="fact")
+        memory.store_memory("the quick brown fox again", session_id="other", memory_type="fact")
+        memory.delete(memory.store_memory("quick brown fox, soon deleted"))
         assert memory.retrieve_memories(query="quick brown fox", top_k=1)[0]["id"] == wanted
-        assert memory.stores.vector.count() == 2
+        memory.save()
+
+    with MemoryService(**config) as reopened:
+        found = reopened.retrieve_memories(query="quick brown fox", top_k=5, memory_type="fact")
+        assert [r["id"] for r in found][0] == wanted and len(found) == 2
+        assert reopened.stores.vector.count() == 3
 
 
 def test_unknown_backend_names_the_part_and_lists_installed_choices() -> None:

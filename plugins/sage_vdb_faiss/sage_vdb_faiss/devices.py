@@ -110,13 +110,15 @@ def resolve_placement(config: FaissConfig, template: faiss.Index | None) -> Plac
 
 
 def _gpus(config: FaissConfig, available: int, number: int | None) -> Placement:
+    """One GPU (``number``, default 0), or with ``multi_gpu`` every visible GPU.
+
+    The service layer hands each replica ``cuda:N``; with ``multi_gpu`` the index spans all GPUs
+    whatever ``N`` is (run one replica of such a service).
+    """
     if config.multi_gpu is None:
         return Placement(gpus=(number or 0,))
     if number is not None:
-        raise ConfigError(
-            f"faiss vdb: multi_gpu={config.multi_gpu!r} spreads the index over every GPU; "
-            f"use device 'cuda' or 'auto' instead of {config.device!r}"
-        )
+        log.info("faiss vdb: multi_gpu=%s spans every GPU, so device %s counts as cuda", config.multi_gpu, config.device)
     return Placement(gpus=tuple(range(available)), mode=config.multi_gpu if available > 1 else None)
 
 

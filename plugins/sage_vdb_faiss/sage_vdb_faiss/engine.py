@@ -143,7 +143,7 @@ class FaissEngine:
             return self.exact(table, queries, k, rows)
         if rows is None:
             widened = min(k + table.dead_count, table.rows)
-            result = self._index_search(queries, widened, table.alive, k)
+            result = self._index_search(queries, widened, table.alive if table.dead_count else None, k)
         elif self._selector_params is not None:
             result = self._prefiltered_search(table, queries, k, rows)
         else:
@@ -165,12 +165,15 @@ class FaissEngine:
         found = labels if mapping is None else np.where(labels >= 0, mapping[np.maximum(labels, 0)], -1)
         return self._scores(distances), found
 
-    def _index_search(self, queries: np.ndarray, k: int, allowed: np.ndarray, keep: int) -> SearchResult:
+    def _index_search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None, keep: int) -> SearchResult:
+        """``index.search`` with ``k`` widened past rows that ``allowed`` excludes (None: all allowed)."""
         if self.max_k is not None and k > self.max_k:
             return _empty_result(len(queries), keep)
         self.calls += 1
         assert self.index is not None
         distances, labels = self.index.search(queries, k)
+        if allowed is None:
+            return self._scores(distances), labels
         return _first_allowed(self._scores(distances), labels, allowed, keep)
 
     def _prefiltered_search(self, table: VectorTable, queries: np.ndarray, k: int, rows: np.ndarray) -> SearchResult:

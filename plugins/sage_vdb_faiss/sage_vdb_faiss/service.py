@@ -332,9 +332,12 @@ class VDBService:
 
 
 def _hits(table: VectorTable, scores: np.ndarray, rows: np.ndarray) -> list[Hit]:
+    """Hits of one query; rows of -1 pad the end of a short list."""
     ids, metadata = table.ids, table.metadata
-    return [
-        Hit(ids[row], score, dict(metadata[row] or {}))  # type: ignore[arg-type]
-        for row, score in zip(rows.tolist(), scores.tolist())
-        if row >= 0
-    ]
+    out: list[Hit] = []
+    for row, score in zip(rows.tolist(), scores.tolist()):
+        if row < 0:
+            break
+        entry = metadata[row]
+        out.append(Hit(ids[row], score, dict(entry) if entry else {}))  # type: ignore[arg-type]
+    return out

@@ -11,7 +11,8 @@ A :class:`Replica` owns
 
 Method styles: ``sync`` and ``async`` return a value; ``stream`` (generator) and ``async_stream``
 (async generator) yield items: :meth:`Replica.submit` collects them into a list, and
-:meth:`Replica.open_stream` gives a blocking :class:`StreamIterator` instead.
+:meth:`Replica.open_stream` gives a blocking
+:class:`~sage_core.services.streams.StreamIterator` instead.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 from sage_core.services.batching import BatchingQueue, BatchSpec, batch_spec
 from sage_core.services.config import BatchConfig
-from sage_core.services.errors import ServiceClosed, ServiceTimeout
+from sage_core.services.errors import ServiceClosed
 from sage_core.services.specs import BackendUnavailable
+from sage_core.services.streams import StreamIterator, pump_async, pump_sync
 
 log = logging.getLogger("sage.services")
 
@@ -268,12 +270,12 @@ class Replica:
         fn = self._bound[method]
         try:
             if style == "async_stream":
-                task = asyncio.run_coroutine_threadsafe(_pump_async(fn(*args, **kwargs), stream), self._loop)  # type: ignore[arg-type]
+                task = asyncio.run_coroutine_threadsafe(pump_async(fn(*args, **kwargs), stream), self._loop)  # type: ignore[arg-type]
             else:
-                task = self._pool.submit(_pump_sync, fn, args, kwargs, stream)
+                task = self._pool.submit(pump_sync, fn, args, kwargs, stream)
         except Exception as exc:
             task = _failed(exc)
-            stream._put(_Failure(exc))
+            stream.fail(exc)
         stream._task = task
         task.add_done_callback(self._finished)
         return stream
@@ -301,90 +303,6 @@ class Replica:
         return AttributeError(f"{self.label} has no method {method!r}; methods: {', '.join(sorted(self.methods))}")
 
 
-class StreamIterator(Iterator[Any]):
-    """A blocking iterator over the items a streaming method yields (``timeout`` per item).
-
-    Breaking out early is fine: :meth:`close` (also called when the iterator is garbage
-    collected) stops the producer.
-    """
-
-    def __init__(self, timeout: float | None) -> None:
-        self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._timeout = timeout
-        self._task: Future | None = None
-        self._done = False
-        self.stopped = threading.Event()
-
-    def __iter__(self) -> "StreamIterator":
-        return self
-
-    def __next__(self) -> Any:
-        if self._done:
-            raise StopIteration
-        try:
-            item = self._items.get(timeout=self._timeout)
-        except queue.Empty:
-            self.close()
-            msg = f"stream produced no item for {self._timeout}s"
-            raise ServiceTimeout(msg) from None
-        if item is _END:
-            self._done = True
-            raise StopIteration
-        if isinstance(item, _Failure):
-            self._done = True
-            raise item.exc
-        return item
-
-    def close(self) -> None:
-        """Stop the producer (no effect once the stream has ended)."""
-        self._done = True
-        self.stopped.set()
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-
-    def __del__(self) -> None:
-        if not self._done:
-            self.close()
-
-    def _put(self, item: Any) -> None:
-        self._items.put(item)
-
-
-class _Failure:
-    __slots__ = ("exc",)
-
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-
-_END = object()
-
-
-def _pump_sync(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], stream: StreamIterator) -> None:
-    try:
-        for item in fn(*args, **kwargs):
-            if stream.stopped.is_set():
-                break
-            stream._put(item)
-    except Exception as exc:
-        stream._put(_Failure(exc))
-        raise
-    stream._put(_END)
-
-
-async def _pump_async(agen: Any, stream: StreamIterator) -> None:
-    try:
-        async for item in agen:
-            stream._put(item)
-    except asyncio.CancelledError:
-        stream._put(_Failure(ServiceClosed("the stream was cancelled (iterator closed or service closing)")))
-        raise
-    except Exception as exc:
-        stream._put(_Failure(exc))
-        raise
-    stream._put(_END)
-
-
 async def _collect(agen: Any) -> list[Any]:
     return [item async for item in agen]
 
@@ -406,4 +324,4 @@ def _failed(exc: BaseException) -> Future:
     return future
 
 
-__all__ = ["Replica", "StreamIterator", "WorkerPool", "method_styles"]
+__all__ = ["Replica", "WorkerPool", "method_styles"]

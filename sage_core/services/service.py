@@ -11,24 +11,23 @@ backend and cause.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 import time
 import uuid
 from collections import deque
 from concurrent.futures import Future, InvalidStateError
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from sage_core.plugins.manager import PluginManager
-from sage_core.services.config import ServiceConfig, accepted_options
+from sage_core.services.chain import build_chain
+from sage_core.services.config import ServiceConfig
 from sage_core.services.deadlines import DeadlineScheduler
-from sage_core.services.devices import resolve_device
 from sage_core.services.errors import ServiceClosed, ServiceError, ServiceTimeout
-from sage_core.services.replica import Replica, StreamIterator
-from sage_core.services.routing import BackendGroup, ReplicaSet, failed
+from sage_core.services.routing import BackendGroup, failed
+from sage_core.services.streams import StreamIterator
 
 log = logging.getLogger("sage.services")
 
@@ -49,7 +48,7 @@ class Service:
         self.write_methods = frozenset(kind.write_methods) if kind else frozenset()
         self.methods: dict[str, str] = {}
         self._deadlines = deadlines
-        self.chain = self._build_chain(plugins, job_name)
+        self.chain = build_chain(name, config, plugins, job_name)
         self._fills_ids = self.kind == "vdb" and sum(len(g.replicas) for g in self.chain) > 1
         self._state = "new"  # new | started | failed | closed
         self._start_error: BaseException | None = None
@@ -312,42 +311,6 @@ class Service:
         ]
         return out
 
-    # ------------------------------------------------------------------ construction
-
-    def _build_chain(self, plugins: PluginManager, job_name: str) -> list[BackendGroup]:
-        config = self.config
-        entries = [(config.backend, config.factory, config.options, config.device, config.replicas, config.shards)]
-        for entry in config.fallback:
-            options = entry.options
-            if options is None:  # inherit the primary's options that this backend accepts
-                factory = entry.factory or plugins.backend(config.kind, entry.backend).factory  # type: ignore[arg-type]
-                accepted = accepted_options(factory)
-                options = {k: v for k, v in config.options.items() if accepted is None or k in accepted}
-            entries.append((entry.backend, entry.factory, options, entry.device, entry.replicas, 1))
-        chain, labels = [], set()
-        for position, (backend, factory, options, device, replicas, shards) in enumerate(entries):
-            label = backend or _factory_label(factory, position)
-            if label in labels:
-                label = f"{label}#{position}"
-            labels.add(label)
-            creates = _creators(plugins, config.kind, backend, factory, options, device)
-            sets = []
-            for shard in range(shards):
-                members = [
-                    Replica(
-                        f"{self.name}/{label}/s{shard}r{index}",
-                        creates(index),
-                        workers=config.workers,
-                        batch=config.batch,
-                        thread_name=f"sage-{job_name}-{self.name}-{label}-s{shard}r{index}",
-                    )
-                    for index in range(replicas)
-                ]
-                sets.append(ReplicaSet(members))
-            chain.append(BackendGroup(label, config.kind, sets))
-        return chain
-
-
 class _ServiceStream(Iterator[Any]):
     """Wraps a replica's stream so that failures during iteration become :class:`ServiceError`."""
 
@@ -368,40 +331,6 @@ class _ServiceStream(Iterator[Any]):
     def close(self) -> None:
         """Stop the producer early."""
         self._stream.close()
-
-
-def _creators(
-    plugins: PluginManager, kind: str | None, backend: str | None, factory: Any, options: dict[str, Any], device: str
-) -> Callable[[int], Callable[[], Any]]:
-    """For replica ``i``: a zero-argument callable creating the backend (run on the replica's thread)."""
-    if backend is not None:
-        spec = plugins.backend(kind, backend)  # type: ignore[arg-type]
-        return lambda i: lambda: spec.factory(device=resolve_device(device, spec.devices, i), **options)
-    accepted = accepted_options(factory)
-    wants_device = accepted is None or "device" in _parameters(factory)
-
-    def create(i: int) -> Callable[[], Any]:
-        def make() -> Any:
-            extra = {"device": resolve_device(device, ("cpu", "cuda"), i)} if wants_device and device != "auto" else {}
-            return factory(**options, **extra)
-
-        return make
-
-    return create
-
-
-def _parameters(factory: Any) -> set[str]:
-    try:
-        return set(inspect.signature(factory).parameters)
-    except (TypeError, ValueError):
-        return set()
-
-
-def _factory_label(factory: Any, position: int) -> str:
-    name = getattr(factory, "__name__", None) or type(factory).__name__
-    if name == "<lambda>":
-        return "factory" if position == 0 else f"fallback{position}"
-    return name
 
 
 def _with_ids(args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Service-layer benchmark: request batching on the built-in numpy vector store.
 
 64 concurrent asyncio callers issue top-10 searches (one query each) through
-``ServiceManager.async_["vdb"].search``:
+``env.services.async_["vdb"].search`` (the environment's service manager):
 
 * ``batched``: the method's ``@batchable`` path stacks concurrent queries into one matrix product;
 * ``unbatched``: the same service with ``batch: false`` (one backend call per query on 4 workers);
@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 
 from sage_core import LocalEnvironment, MapFunction, get_plugin_manager
-from sage_core.services.manager import ServiceManager
 
 
 def make_store(vectors: int, dim: int, seed: int = 0) -> Any:
@@ -117,16 +116,13 @@ def main() -> None:
     queries = rng.standard_normal((args.queries, args.dim), dtype=np.float32)
     store.search(queries[:256], top_k=10)  # warm BLAS threads and caches
 
-    services = ServiceManager(job_name="bench")
-    services.register("vdb", lambda: store, kind="vdb", batch={"max_size": 256, "max_wait_ms": 2})
-    services.register("vdb_unbatched", lambda: store, kind="vdb", batch=False, workers=4)
-    services.start()
-    try:
-        batched = run_callers(services.async_["vdb"], queries, args.callers)
-        unbatched = run_callers(services.async_["vdb_unbatched"], queries[: args.unbatched_queries], args.callers)
-        batch_stats = services.metrics()["vdb"]["batch"]["search"]
-    finally:
-        services.close()
+    with LocalEnvironment("bench-callers") as env:
+        env.register_service("vdb", lambda: store, kind="vdb", batch={"max_size": 256, "max_wait_ms": 2})
+        env.register_service("vdb_unbatched", lambda: store, kind="vdb", batch=False, workers=4)
+        env.services.start()
+        batched = run_callers(env.services.async_["vdb"], queries, args.callers)
+        unbatched = run_callers(env.services.async_["vdb_unbatched"], queries[: args.unbatched_queries], args.callers)
+        batch_stats = env.services.metrics()["vdb"]["batch"]["search"]
     direct = run_direct(store, queries)
     pipeline = run_pipeline(store, queries, args.capacity)
 

@@ -74,6 +74,9 @@ class ServiceConfig(BaseModel):
     * ``batch``: overrides ``@batchable`` sizes (``false`` turns batching off);
     * ``timeout_s``: how long one backend may take before the call moves on (``None``: no limit);
     * ``workers``: threads per replica for sync methods (concurrent calls served concurrently).
+
+    ``kind`` also matters for a factory: its ``write_methods`` are the calls mirrored to every
+    replica and fallback, and it enables ``shards``. Without a kind every method is a read.
     """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)

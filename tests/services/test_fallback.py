@@ -172,3 +172,16 @@ def test_when_every_backend_fails_the_error_names_each(manager: ServiceManager) 
     with pytest.raises(ServiceError, match="failed on every backend: FailingPrimary: .*FailingPrimary#1") as info:
         manager.sync["svc"].ask(1)
     assert isinstance(info.value.cause, RuntimeError)
+
+
+def test_a_hanging_write_times_out_and_the_fallback_keeps_the_data(manager: ServiceManager, hanging: None) -> None:
+    class HangingWrites(NumpyVectorStore):
+        def add(self, vectors: Any, ids: Any = None, metadata: Any = None) -> list[str]:
+            HangingPrimary.release.wait(30)
+            return super().add(vectors, ids=ids, metadata=metadata)
+
+    manager.register("vdb", HangingWrites, kind="vdb", options={"dim": 8}, fallback=["numpy"], timeout_s=0.2)
+    vectors = unit_vectors(4, 8)
+    assert manager.sync["vdb"].add(vectors, ids=list("abcd")) == list("abcd")
+    assert manager.sync["vdb"].search(vectors[2], top_k=1)[0].id == "c"
+    assert manager.metrics()["vdb"]["served_by"]["numpy"] == 2

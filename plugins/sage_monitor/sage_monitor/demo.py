@@ -97,8 +97,8 @@ def build_demo(rate: float = 400.0) -> LocalEnvironment:
     (
         env.from_source(QuestionSource(rate), name="questions")
         .map(Embed, capacity=32, name="embed")
-        .map(Search, capacity=16, name="search")
-        .filter(lambda answer: answer["score"] > 0.1, name="confident")
+        .map(Search, capacity=16, parallelism=2, name="search")
+        .filter(lambda answer: answer["score"] > 0.1, parallelism=2, name="confident")
         .sink(CountAnswers, name="answers")
     )
     return env

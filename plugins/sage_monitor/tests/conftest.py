@@ -125,3 +125,46 @@ def paced_counter() -> type:
             return self.n
 
     return PacedCounter
+
+
+class ProbeCollector:
+    """A metrics collector as a third-party plugin would offer it."""
+
+    name = "probe"
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def collect(self) -> dict[str, Any]:
+        self.reads += 1
+        return {"reads": self.reads}
+
+
+class BrokenCollector:
+    """A collector that always raises."""
+
+    name = "broken"
+
+    def collect(self) -> dict[str, Any]:
+        raise RuntimeError("sensor unplugged")
+
+
+@pytest.fixture
+def probe_plugin() -> Iterator[Any]:
+    """A plugin offering a working and a broken collector, registered in the process's plugin manager."""
+    from sage_core import get_plugin_manager, hookimpl
+
+    class ProbePlugin:
+        def __init__(self) -> None:
+            self.probe = ProbeCollector()
+
+        @hookimpl
+        def sage_metrics_collectors(self, register: Callable[[Any], None]) -> None:
+            register(self.probe)
+            register(BrokenCollector())
+
+    manager = get_plugin_manager()
+    plugin = ProbePlugin()
+    manager.register(plugin, name="probe-plugin")
+    yield plugin
+    manager.unregister("probe-plugin")

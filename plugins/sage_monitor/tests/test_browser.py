@@ -48,7 +48,7 @@ def demo_job() -> Iterator[Any]:
 
 
 def test_dashboard_shows_live_figures_of_a_running_job(
-    no_sage_threads: None, browser: Any, demo_job: Any, tmp_path: Path
+    no_sage_threads: None, probe_plugin: Any, browser: Any, demo_job: Any, tmp_path: Path
 ) -> None:
     from sage_monitor.session import SESSION
 
@@ -79,6 +79,7 @@ def test_dashboard_shows_live_figures_of_a_running_job(
     assert page.locator('.panel[data-service="embedder"] dd.calls').inner_text() != "0 (-/s)"
     assert page.locator("#gpus .no-gpu, #gpus .panel[data-gpu]").count() >= 1
     assert page.locator("#throughput-chart").bounding_box()["height"] > 100
+    assert '"reads"' in page.locator('#others .panel[data-collector="probe"] pre').inner_text()
 
     screenshot = tmp_path / "dashboard.png"
     page.screenshot(path=str(screenshot), full_page=True)
@@ -88,3 +89,56 @@ def test_dashboard_shows_live_figures_of_a_running_job(
     outside = [r for r in requests if not r.startswith(url)]
     assert not outside, f"the dashboard fetched from elsewhere: {outside}"
     page.close()
+
+
+class RecordedGpu:
+    """Replays an H100 reading (as ``GpuCollector`` reports it) with a utilisation that moves."""
+
+    name = "gpu"
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def collect(self) -> dict[str, Any]:
+        self.reads += 1
+        return {
+            "available": True,
+            "driver": "580.65.06",
+            "gpus": [
+                {
+                    "index": 0,
+                    "name": "NVIDIA H100 80GB HBM3",
+                    "uuid": "GPU-0",
+                    "utilization_gpu_pct": 10 * (self.reads % 10),
+                    "utilization_memory_pct": 5,
+                    "memory_used_bytes": 12 * 2**30,
+                    "memory_total_bytes": 80 * 2**30,
+                    "memory_reserved_bytes": 2**29,
+                    "temperature_c": 40,
+                    "power_w": 120.0,
+                    "power_limit_w": 700.0,
+                    "sm_clock_mhz": 1980,
+                    "sm_clock_max_mhz": 1980,
+                    "processes": [{"pid": 4242, "name": "python", "memory_used_bytes": 11 * 2**30}],
+                }
+            ],
+        }
+
+
+def test_dashboard_draws_gpu_panels_that_follow_the_collector(no_sage_threads: None, browser: Any) -> None:
+    from sage_monitor.hub import MonitorHub
+    from sage_monitor.server import MonitorServer
+
+    gpu = RecordedGpu()
+    with MonitorServer(MonitorHub(lambda: [gpu], max_age_s=0.0)) as server:
+        page = browser.new_page()
+        page.goto(server.url + "?interval=300")
+        panel = page.locator('#gpus .panel[data-gpu="0"]')
+        panel.wait_for(timeout=15_000)
+        first = panel.locator(".util").inner_text()
+        page.wait_for_function("() => Number(document.body.dataset.polls) >= 3", timeout=15_000)
+        assert panel.locator(".util").inner_text() != first, "the utilisation figure follows the readings"
+        assert panel.locator(".memory").inner_text() == "12.00 GiB / 80.00 GiB"
+        assert "python [4242] 11.00 GiB" in panel.locator(".processes").inner_text()
+        assert panel.locator("canvas").bounding_box()["height"] > 100
+        page.close()

@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import socket
+import time
 import urllib.error
 import urllib.request
 from typing import Any, Callable
@@ -139,3 +140,36 @@ def test_a_finished_jobs_final_figures_stay_while_another_monitored_job_runs(
     assert jobs["monitored"]["status"] == "running"
     long_job.stop()
     assert not server.alive
+
+
+def test_polling_a_job_that_ended_unwaited_leaves_its_finish_to_the_owner(
+    no_sage_threads: None, wait_for: Callable[..., Any]
+) -> None:
+    def slow(n: int) -> int:
+        time.sleep(0.01)
+        return n
+
+    env = LocalEnvironment("unwaited")
+    env.from_batch(range(60)).map(slow, name="slow").sink(lambda n: None, name="drop")
+    job = env.submit(autostop=False, monitor=True)
+    server = SESSION.server
+    assert json.loads(get(server.url + "api/metrics")[2])["jobs"][0]["status"] == "running"
+    wait_for(lambda: job.runtime.join(0), timeout=20)  # the tasks ended; nobody has asked the job yet
+    time.sleep(0.3)  # past the collector's minimum interval
+    (polled,) = json.loads(get(server.url + "api/metrics")[2])["jobs"]
+    assert polled["status"] == "finishing", "the poller must not run the job-finished hooks itself"
+    assert server.alive
+    assert job.wait(10) == "completed"
+    env.close()
+    assert not server.alive and SESSION.server is None
+
+
+def test_collectors_from_other_plugins_are_polled_and_a_broken_one_shows_its_error(
+    probe_plugin: Any, hub: MonitorHub, server: MonitorServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = json.loads(get(server.url + "api/metrics")[2])["collectors"]
+    second = json.loads(get(server.url + "api/metrics")[2])["collectors"]
+    assert first["probe"] == {"reads": 1} and second["probe"] == {"reads": 2}, "read on every poll, not cached"
+    assert second["broken"] == {"error": "RuntimeError: sensor unplugged"}
+    assert "available" in second["gpu"], "the others still report"
+    assert len([r for r in caplog.records if "broken" in r.getMessage()]) == 1, "warned once, not on every poll"

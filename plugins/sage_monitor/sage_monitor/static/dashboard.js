@@ -52,6 +52,14 @@ function render(snapshot) {
   const job = jobs.find((j) => j.job === state.job);
   if (job) renderJob(job, snapshot.time);
   renderGpus((snapshot.collectors || {}).gpu || {}, snapshot.time);
+  renderOthers(snapshot.collectors || {});
+}
+
+function renderOthers(collectors) {
+  const others = Object.entries(collectors).filter(([name]) => name !== "gpu");
+  document.getElementById("others-section").hidden = !others.length;
+  document.getElementById("others").replaceChildren(...others.map(([name, figures]) =>
+    el("div", { class: "panel", "data-collector": name }, el("h3", { text: name }), el("pre", { text: JSON.stringify(figures, null, 1) }))));
 }
 
 function renderJob(job, now) {

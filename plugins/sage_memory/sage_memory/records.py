@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -135,3 +136,14 @@ def check_time_range(time_range: Any) -> tuple[float, float] | None:
         msg = f"memory_service.retrieve_memories: time_range {time_range!r} must satisfy start <= end"
         raise ValueError(msg)
     return start, end
+
+
+def new_ids(ids: Sequence[str] | None, count: int) -> list[str]:
+    """``count`` random ids, or the caller's ``ids`` after checking they are distinct non-empty strings."""
+    if ids is None:
+        return [uuid.uuid4().hex for _ in range(count)]
+    ids = [check_text("store_memories", "memory id", memory_id) for memory_id in ids]
+    if len(ids) != count or len(set(ids)) != count or not all(ids):
+        msg = f"memory_service.store_memories: need {count} distinct non-empty ids, got {ids[:5]}"
+        raise ValueError(msg)
+    return ids

@@ -15,7 +15,7 @@ memory. Graph weighting assumes a similarity metric (cosine or inner product, th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Collection, Iterable, Mapping
+from typing import Callable, Collection, Iterable, Mapping, Sequence
 
 from sage_memory.config import RetrievalConfig
 from sage_memory.records import MemoryRecord
@@ -36,6 +36,32 @@ class Candidate:
             + config.graph_weight * self.graph
             + config.recency_weight * recency(self.record, config, now)
         )
+
+
+def admitter(
+    read: Callable[[str], MemoryRecord | None],
+    session_id: str,
+    memory_type: str | Sequence[str] | None,
+    window: tuple[float, float] | None,
+) -> Callable[[str], MemoryRecord | None]:
+    """A function giving the record of a memory that passes the query's filters, else ``None``.
+
+    The session is checked on the record itself, so isolation holds even with a vector store that
+    ignored the metadata filter.
+    """
+    types = None if memory_type is None else {memory_type} if isinstance(memory_type, str) else set(memory_type)
+
+    def admit(memory_id: str) -> MemoryRecord | None:
+        record = read(memory_id)
+        if record is None or record.session_id != session_id:
+            return None
+        if types is not None and record.memory_type not in types:
+            return None
+        if window is not None and not window[0] <= record.created_at <= window[1]:
+            return None
+        return record
+
+    return admit
 
 
 def recency(record: MemoryRecord, config: RetrievalConfig, now: float) -> float:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -35,8 +34,9 @@ from sage_memory.records import (
     check_text,
     check_time_range,
     check_vectors,
+    new_ids,
 )
-from sage_memory.retrieval import Candidate, best, expand, rank, rank_by_recency
+from sage_memory.retrieval import Candidate, admitter, best, expand, rank, rank_by_recency
 from sage_memory.stores import MemoryStores, open_stores
 
 MemoryTypeFilter = str | Sequence[str] | None
@@ -88,10 +88,15 @@ class MemoryService:
         session_id: str = "default",
         memory_type: str = "conversation",
         metadata: Mapping[str, Any] | None = None,
+        memory_id: str | None = None,
     ) -> str:
-        """Store one memory and return its id (embedding ``content`` when no vector is given)."""
+        """Store one memory and return its id (embedding ``content`` when no vector is given).
+
+        ``memory_id`` chooses the id (it must be new); by default a random one is made.
+        """
         vectors = None if vector is None else check_vectors("store_memory", vector, 1, self.stores.vector.dim)
-        return self.store_memories([content], vectors, session_id, memory_type, [metadata])[0]
+        ids = None if memory_id is None else [memory_id]
+        return self.store_memories([content], vectors, session_id, memory_type, [metadata], ids)[0]
 
     def store_memories(
         self,
@@ -100,8 +105,12 @@ class MemoryService:
         session_id: str = "default",
         memory_type: str = "conversation",
         metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        ids: Sequence[str] | None = None,
     ) -> list[str]:
-        """Store many memories of one session in one write per store; returns their ids in order."""
+        """Store many memories of one session in one write per store; returns their ids in order.
+
+        ``ids`` chooses the ids (new, distinct strings); by default random ones are made.
+        """
         self._check_open()
         contents = [check_text("store_memories", "content", c) for c in contents]
         check_text("store_memories", "session_id", session_id)
@@ -116,13 +125,18 @@ class MemoryService:
         if vectors is None:
             vectors = self._embed("store_memories", contents)
         vectors = check_vectors("store_memories", vectors, len(contents), self.stores.vector.dim)
+        ids = new_ids(ids, len(contents))
         now = time.time()
         records = [
-            MemoryRecord(uuid.uuid4().hex, content, session_id, memory_type, meta, now, now)
-            for content, meta in zip(contents, metas)
+            MemoryRecord(memory_id, content, session_id, memory_type, meta, now, now)
+            for memory_id, content, meta in zip(ids, contents, metas)
         ]
         with self._lock.write():
             self._check_dim("store_memories", vectors)
+            taken = [memory_id for memory_id in ids if memory_id in self._index.owner]
+            if taken:
+                msg = f"memory_service.store_memories: memory id(s) already stored: {taken[:5]}; pick new ids or update() them"
+                raise ValueError(msg)
             self._write(store_operation(records, vectors), {"op": "delete", "ids": [r.id for r in records]})
         return [r.id for r in records]
 
@@ -218,7 +232,7 @@ class MemoryService:
         if vector is not None:
             vector = check_vectors("retrieve_memories", vector, 1, None)[0]
         with self._lock.read():
-            admit = self._admitter(session_id, memory_type, window)
+            admit = admitter(self._record, session_id, memory_type, window)
             if vector is None:
                 records = [r for r in map(admit, self._index.ids(session_id)) if r is not None]
                 return rank_by_recency(records, self.config.retrieval, time.time(), top_k)
@@ -340,21 +354,6 @@ class MemoryService:
     def _record(self, memory_id: str) -> MemoryRecord | None:
         value = self.stores.kv.get(KEY_PREFIX + memory_id) if isinstance(memory_id, str) else None
         return None if value is None else MemoryRecord.from_value(memory_id, value)
-
-    def _admitter(self, session_id: str, memory_type: MemoryTypeFilter, window: tuple[float, float] | None):
-        types = None if memory_type is None else {memory_type} if isinstance(memory_type, str) else set(memory_type)
-
-        def admit(memory_id: str) -> MemoryRecord | None:
-            record = self._record(memory_id)
-            if record is None or record.session_id != session_id:
-                return None
-            if types is not None and record.memory_type not in types:
-                return None
-            if window is not None and not window[0] <= record.created_at <= window[1]:
-                return None
-            return record
-
-        return admit
 
     def _vector_candidates(self, vector, session_id, top_k, memory_type, post_filtered, admit) -> dict[str, Candidate]:
         """Vector hits of the session passing every filter, fetching more while filters drop hits.

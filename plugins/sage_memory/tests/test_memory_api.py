@@ -208,3 +208,15 @@ def test_closed_memory_refuses_writes() -> None:
 
     with pytest.raises(RuntimeError, match="closed"):
         service.store_memory("late")
+
+
+def test_caller_chosen_ids_are_used_and_must_be_new(memory: MemoryService) -> None:
+    assert memory.store_memory("chosen", memory_id="turn-1") == "turn-1"
+    assert memory.store_memories(["a", "b"], ids=["turn-2", "turn-3"]) == ["turn-2", "turn-3"]
+
+    with pytest.raises(ValueError, match="already stored: \\['turn-1'\\]"):
+        memory.store_memory("again", memory_id="turn-1")
+    with pytest.raises(ValueError, match="distinct non-empty ids"):
+        memory.store_memories(["x", "y"], ids=["same", "same"])
+    assert memory.get("turn-1")["content"] == "chosen"
+    assert memory.count() == 3

@@ -7,7 +7,7 @@ imports differ (``sage.middleware.services.memory`` is ``sage_memory`` here).
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pytest

@@ -182,10 +182,9 @@ class ConnectedStreams:
 
 def check_function(function: Any, expected: type[BaseFunction], kind: OpKind, *, allow_callable: bool = True) -> None:
     """Reject what cannot run as an operator's function, saying what is accepted."""
-    if inspect.isclass(function):
-        if issubclass(function, BaseFunction):
-            return
-    elif isinstance(function, BaseFunction) or (allow_callable and callable(function)):
+    if inspect.isclass(function) and issubclass(function, BaseFunction):
+        return
+    if isinstance(function, BaseFunction) or (allow_callable and callable(function)):
         return
     accepted = f"a subclass of {expected.__name__}, an instance of one"
     accepted += ", or a plain callable" if allow_callable else ""

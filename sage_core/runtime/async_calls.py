@@ -36,19 +36,23 @@ class AsyncCalls:
         """Accept a batch's results (Futures or values); returns outputs ready now."""
         out: list = []
         for record, result in zip(records, results):
-            if not is_pending(result):
-                self._emit(out, result)
-                continue
-            self.in_flight += 1
-            if self.ordered:
-                self._queue.append((record, result))
-                _on_done(result, self.wake)
-            else:
-                _on_done(result, lambda item=(record, result): (self._done.put(item), self.wake()))
-            if self.in_flight >= self.capacity:
-                out.extend(self._collect(block=True))
+            self.submit_one(record, result, out)
         out.extend(self._collect(block=False))
         return out
+
+    def submit_one(self, record: Any, result: Any, out: list) -> None:
+        """Accept one result; when ``capacity`` calls are in flight, wait for one into ``out``."""
+        if not is_pending(result):
+            self._emit(out, result)
+            return
+        self.in_flight += 1
+        if self.ordered:
+            self._queue.append((record, result))
+            _on_done(result, self.wake)
+        else:
+            _on_done(result, lambda item=(record, result): (self._done.put(item), self.wake()))
+        if self.in_flight >= self.capacity:
+            out.extend(self._collect(block=True))
 
     def poll(self) -> list:
         """Outputs of calls finished so far (never blocks)."""

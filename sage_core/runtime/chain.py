@@ -118,7 +118,7 @@ class BoundChain:
 def instantiate(spec: OperatorSpec, ctx: RuntimeContext) -> Any:
     """A function class is instantiated per instance; a function object is copied when parallel."""
     function = spec.function
-    if inspect.isclass(function):
+    if inspect.isclass(function) and issubclass(function, BaseFunction):
         target = function()
     elif isinstance(function, BaseFunction):
         target = copy.deepcopy(function) if spec.parallelism > 1 else function

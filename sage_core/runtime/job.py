@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -49,6 +50,7 @@ class JobHandle:
         self.ended_at: float | None = None
         self._stopped = False
         self._finished_callbacks: list[Any] = []
+        self._finish_lock = threading.Lock()
 
     @property
     def status(self) -> str:
@@ -125,8 +127,10 @@ class JobHandle:
         self._finished_callbacks.append(callback)
 
     def _finish(self) -> None:
-        if self.ended_at is not None:
-            return
-        self.ended_at = time.time()
-        for callback in self._finished_callbacks:
-            callback(self)
+        """Record the end time and run the finished-callbacks, once, whichever thread gets here first."""
+        with self._finish_lock:
+            if self.ended_at is not None:
+                return
+            self.ended_at = time.time()
+            for callback in self._finished_callbacks:
+                callback(self)

@@ -62,6 +62,8 @@ class MapRunner(OperatorRunner):
     def process(self, batch: list, slot: int = 0) -> list:
         stats = self.stats
         stats.records_in += len(batch)
+        if self.async_calls is not None:
+            return self._process_async(batch)
         out: list = []
         append = out.append
         fn = self.call
@@ -73,12 +75,27 @@ class MapRunner(OperatorRunner):
                 break
             except Exception as exc:
                 self.fail(x, exc)
-        if out and (self.async_calls is not None or is_pending(out[0])):
-            if self.async_calls is None:
-                self.async_calls = AsyncCalls(self, DEFAULT_CAPACITY, self.spec.ordered)
+        if out and is_pending(out[0]):
+            self.async_calls = AsyncCalls(self, DEFAULT_CAPACITY, self.spec.ordered)
             return self.async_calls.submit(batch, out)
         stats.records_out += len(out)
         stats.emitted += len(out)
+        return out
+
+    def _process_async(self, batch: list) -> list:
+        """Call the function record by record, never holding more than ``capacity`` calls in flight."""
+        out: list = []
+        fn = self.call
+        calls = self.async_calls
+        assert calls is not None
+        for x in batch:
+            try:
+                result = fn(x)
+            except Exception as exc:
+                self.fail(x, exc)
+                continue
+            calls.submit_one(x, result, out)
+        out.extend(calls.poll())
         return out
 
     def poll(self) -> list:

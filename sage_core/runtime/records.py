@@ -70,4 +70,5 @@ class OperatorStats:
             "failed": self.failed,
             "emitted": self.emitted,
             "busy_s": round(self.busy_s, 6),
+            "batches": self.batches,
         }

@@ -70,8 +70,11 @@ def test_ctrl_c_stops_an_unbounded_job_cleanly(tmp_path) -> None:
     script.write_text(
         textwrap.dedent(
             """
+            import signal
             import threading
             from sage_core import LocalEnvironment, SourceFunction
+
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # even if the parent ignores SIGINT
 
             class Ticks(SourceFunction):
                 def execute(self, data=None):
@@ -85,7 +88,7 @@ def test_ctrl_c_stops_an_unbounded_job_cleanly(tmp_path) -> None:
                 job.wait()
             except KeyboardInterrupt:
                 env.close()
-                alive = [t.name for t in threading.enumerate() if t.name.startswith("sage-")]
+                alive = [t.name for t in threading.enumerate() if t.name.startswith("sage-") and t.is_alive()]
                 print("stopped", job.status, alive, flush=True)
             """
         )

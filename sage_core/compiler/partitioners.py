@@ -27,6 +27,9 @@ def stable_hash(key: Any) -> int:
     return zlib.crc32(repr(key).encode())
 
 
+KEY_CACHE_SIZE = 65_536
+"""Keys whose target instance is remembered per channel (hot keys skip hashing)."""
+
 Splitter = Callable[[list], list[tuple[int, list]]]
 """Splits one batch into ``(target instance, records)`` pieces."""
 
@@ -62,12 +65,24 @@ def _round_robin(start: int, targets: int) -> Splitter:
 def _by_key(targets: int) -> Splitter:
     if targets == 1:
         return lambda batch: [(0, batch)]
+    cache: dict[Any, int] = {}
+
+    def target_of(key: Any) -> int:
+        try:
+            target = cache.get(key)
+        except TypeError:  # an unhashable key: no caching
+            return stable_hash(key) % targets
+        if target is None:
+            if len(cache) >= KEY_CACHE_SIZE:
+                cache.clear()
+            target = cache[key] = stable_hash(key) % targets
+        return target
 
     def split(batch: list) -> list[tuple[int, list]]:
         pieces: list[list] = [[] for _ in range(targets)]
         appenders = [piece.append for piece in pieces]
         for pair in batch:
-            appenders[stable_hash(pair[0]) % targets](pair)
+            appenders[target_of(pair[0])](pair)
         return [(i, piece) for i, piece in enumerate(pieces) if piece]
 
     return split

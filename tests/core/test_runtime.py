@@ -156,3 +156,15 @@ def test_task_threads_are_named_after_their_chain() -> None:
     env.submit()
     env.close()
     assert names == ["sage-task-source_1+map_2+sink_3#0"]
+
+
+def test_gc_thresholds_are_raised_while_a_job_runs_and_restored_after() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    seen: list[tuple] = []
+    env = LocalEnvironment("gc")
+    env.from_batch(range(3)).map(lambda x: gc.get_threshold()).sink(seen.append)
+    env.submit()
+    env.close()
+    assert seen[0][0] >= 20_000 and gc.get_threshold() == before

@@ -12,6 +12,7 @@ from sage_core.compiler.logical import OperatorSpec, Partitioning
 from sage_core.compiler.partitioners import make_splitter
 from sage_core.compiler.physical import PhysicalGraph
 from sage_core.runtime.chain import BoundChain
+from sage_core.runtime import gc_tuning
 from sage_core.runtime.errors import ErrorPolicy
 from sage_core.runtime.local.task import OutputPort, TaskAborted, TaskThread
 from sage_core.runtime.records import OperatorStats
@@ -34,6 +35,7 @@ class LocalRuntime:
         self.abort_event = threading.Event()
         self._error: BaseException | None = None
         self._error_lock = threading.Lock()
+        self._gc_relaxed = False
         inboxes = {
             chain_id: [queue.Queue(maxsize=queue_size) for _ in range(chain.parallelism)]
             for chain_id, chain in graph.chains.items()
@@ -76,6 +78,8 @@ class LocalRuntime:
 
     def start(self) -> None:
         """Start every task thread."""
+        gc_tuning.job_started()
+        self._gc_relaxed = True
         for thread in self.threads:
             thread.start()
 
@@ -92,6 +96,10 @@ class LocalRuntime:
                 if remaining is not None and remaining <= 0:
                     return False
                 thread.join(0.1 if remaining is None else min(0.1, remaining))
+        with self._error_lock:
+            if self._gc_relaxed:
+                self._gc_relaxed = False
+                gc_tuning.job_ended()
         return True
 
     def error(self) -> BaseException | None:

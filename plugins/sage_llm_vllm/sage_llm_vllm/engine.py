@@ -264,6 +264,11 @@ class EngineBackend:
             raise RuntimeError(msg) from exc
         self.engine_start_s = time.perf_counter() - started
         """Seconds the engine took to start (weights, KV cache, warm-up)."""
+        config = self.engine.vllm_config
+        self.max_num_seqs = int(config.scheduler_config.max_num_seqs)
+        """How many sequences the engine batches at once: keep at least this many requests in flight."""
+        self.max_model_len = int(config.model_config.max_model_len)
+        """The longest prompt plus completion, in tokens."""
         self._make_input = _input_builder()
         logger.info("%s: engine for %s ready on %s in %.1f s", self.where, settings.model, self.device, self.engine_start_s)
 
@@ -274,15 +279,18 @@ class EngineBackend:
         with _START_LOCK, _pinned_gpu(self.device, self.settings.tensor_parallel_size, self.where):
             return AsyncLLMEngine.from_engine_args(args)
 
-    @property
-    def max_num_seqs(self) -> int:
-        """How many sequences the engine batches at once: keep at least this many requests in flight."""
-        return int(self.engine.vllm_config.scheduler_config.max_num_seqs)
+    def call_engine(self, use: Callable[[Any], Coroutine[Any, Any, T]], timeout: float | None = None) -> T:
+        """Run ``use(engine)`` on the engine's event loop and wait for its result.
 
-    @property
-    def max_model_len(self) -> int:
-        """The longest prompt plus completion, in tokens."""
-        return int(self.engine.vllm_config.model_config.max_model_len)
+        Direct access to the ``vllm.AsyncLLMEngine`` for what the contract does not cover (the
+        benchmark's raw-engine baseline, vLLM-specific calls). Call it from a plain thread.
+        """
+        self._check_open()
+        return self._loop.run_sync(use(self.engine), timeout)
+
+    def engine_input(self, token_ids: list[int]) -> Any:
+        """What this vLLM's engine takes for a prompt of ``token_ids`` (for :meth:`call_engine`)."""
+        return self._engine_input(token_ids)
 
     def _engine_input(self, token_ids: list[int]) -> Any:
         if not token_ids:

@@ -99,7 +99,11 @@ class _Request:
     def __init__(self, value: Any, others: dict[str, Any], future: Future) -> None:
         self.value = value
         self.others = others
-        self.key = _freeze(others)
+        try:  # the common case: plain hashable arguments such as top_k
+            self.key: Hashable = tuple(sorted(others.items()))
+            hash(self.key)
+        except TypeError:
+            self.key = _freeze(others)
         self.future = future
         self.rows, self.single = _shape(value)
 
@@ -205,18 +209,18 @@ class BatchingQueue:
         batch = [first]
         rows = first.rows
         deadline = time.monotonic() + self._max_wait
-        get, get_nowait = self._queue.get, self._queue.get_nowait
+        get_nowait = self._queue.get_nowait
         while rows < self._max_size:
             try:
                 item = get_nowait()
             except queue.Empty:
+                # Sleep through the rest of the window, then drain: one wake-up per batch instead
+                # of one per request (each wake-up hands the GIL back and forth with the callers).
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                try:
-                    item = get(timeout=remaining)
-                except queue.Empty:
-                    break
+                time.sleep(remaining)
+                continue
             if item is _STOP:
                 return batch, True
             if rows + item.rows > self._max_size:

@@ -91,7 +91,7 @@ class BackendGroup:
     @property
     def usable(self) -> bool:
         """Whether every shard has a usable replica."""
-        return all(shard.usable() for shard in self.shards)
+        return all(any(r.usable for r in shard.replicas) for shard in self.shards)
 
     def saturated(self, depth: int | None) -> bool:
         """Whether some shard has ``depth`` calls in flight on every replica."""

@@ -211,6 +211,8 @@ class Service:
             attempt.add_done_callback(one_done)
 
     def _pick(self, start: int) -> tuple[int, BackendGroup] | None:
+        if start == 0 and len(self.chain) == 1:  # the common case: one backend, nothing to choose
+            return (0, self.chain[0]) if self.chain[0].usable else None
         candidates = [(i, g) for i, g in enumerate(self.chain[start:], start) if g.usable]
         if not candidates:
             return None

@@ -1,13 +1,15 @@
 """Operator runners: apply one operator instance to batches of records.
 
-The fast path is a plain loop over the batch with no per-record bookkeeping; when the user's
-function raises, the loop resumes after the failing record once the error policy has handled it
-(so no record is processed twice). Both runtimes use these runners.
+Every runner calls the user's function over the whole batch with a C-level ``map`` and no
+per-record bookkeeping (:meth:`OperatorRunner.call_each`); when the function raises, the error
+policy handles that record and the loop resumes after it, so no record is processed twice. Both
+runtimes use these runners.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from itertools import chain, compress
 from typing import Any, Callable
 
 from sage_core.compiler.logical import OperatorSpec, OpKind
@@ -16,6 +18,18 @@ from sage_core.runtime.errors import ErrorPolicy
 from sage_core.runtime.records import OperatorStats
 
 DEFAULT_CAPACITY = 256
+
+
+class _Failed:
+    """Stands in the results for a record whose call raised; false, so filters drop it."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return False
+
+
+FAILED = _Failed()
 
 
 class OperatorRunner:
@@ -49,6 +63,35 @@ class OperatorRunner:
         self.stats.failed += 1
         self.errors.handle(self.spec, record, exc)
 
+    def call_each(self, batch: list, fn: Callable[[Any], Any]) -> tuple[list, int]:
+        """``fn`` of every record (a C-level ``map``) and how many failed; a failure leaves FAILED.
+
+        When ``fn`` raises, the error policy handles the record and the loop resumes after it, so no
+        record is processed twice.
+        """
+        self.stats.records_in += len(batch)
+        failed = self.stats.failed
+        results: list = []
+        extend = results.extend
+        it = iter(batch)
+        while True:
+            try:
+                extend(map(fn, it))
+                return results, self.stats.failed - failed
+            except Exception as exc:
+                self.fail(batch[len(results)], exc)
+                results.append(FAILED)
+
+    def passed(self, out: list, consumed: int = 0) -> list:
+        """Count ``out`` as passed downstream (``consumed``: records in that produced it)."""
+        self.stats.records_out += consumed or len(out)
+        self.stats.emitted += len(out)
+        return out
+
+
+def _without_failed(results: list, failed: int) -> list:
+    return [r for r in results if r is not FAILED] if failed else results
+
 
 class MapRunner(OperatorRunner):
     """One output per record. A function returning Futures switches the runner to asynchronous mode."""
@@ -60,30 +103,19 @@ class MapRunner(OperatorRunner):
             self.async_calls = AsyncCalls(self, spec.capacity, spec.ordered)
 
     def process(self, batch: list, slot: int = 0) -> list:
-        stats = self.stats
-        stats.records_in += len(batch)
         if self.async_calls is not None:
             return self._process_async(batch)
-        out: list = []
-        append = out.append
-        fn = self.call
-        it = iter(batch)
-        while True:
-            try:
-                for x in it:
-                    append(fn(x))
-                break
-            except Exception as exc:
-                self.fail(x, exc)
+        results, failed = self.call_each(batch, self.call)
+        out = _without_failed(results, failed)
         if out and is_pending(out[0]):
             self.async_calls = AsyncCalls(self, DEFAULT_CAPACITY, self.spec.ordered)
-            return self.async_calls.submit(batch, out)
-        stats.records_out += len(out)
-        stats.emitted += len(out)
-        return out
+            kept = _without_failed(list(zip(batch, results)), failed) if failed else list(zip(batch, results))
+            return self.async_calls.submit([r for r, _ in kept], [v for _, v in kept])
+        return self.passed(out)
 
     def _process_async(self, batch: list) -> list:
         """Call the function record by record, never holding more than ``capacity`` calls in flight."""
+        self.stats.records_in += len(batch)
         out: list = []
         fn = self.call
         calls = self.async_calls
@@ -113,96 +145,41 @@ class FilterRunner(OperatorRunner):
     """Keeps the records for which the function returns true."""
 
     def process(self, batch: list, slot: int = 0) -> list:
-        stats = self.stats
-        stats.records_in += len(batch)
-        out: list = []
-        append = out.append
-        fn = self.call
-        failed = stats.failed
-        it = iter(batch)
-        while True:
-            try:
-                for x in it:
-                    if fn(x):
-                        append(x)
-                break
-            except Exception as exc:
-                self.fail(x, exc)
-        stats.records_out += len(out)
-        stats.emitted += len(out)
-        stats.filtered += len(batch) - len(out) - (stats.failed - failed)
-        return out
+        results, failed = self.call_each(batch, self.call)
+        out = list(compress(batch, results))
+        self.stats.filtered += len(batch) - len(out) - failed
+        return self.passed(out)
 
 
 class FlatMapRunner(OperatorRunner):
     """Zero or more outputs per record; a record yielding none counts as filtered."""
 
     def process(self, batch: list, slot: int = 0) -> list:
-        stats = self.stats
-        stats.records_in += len(batch)
-        out: list = []
-        extend = out.extend
-        fn = self.call
-        failed = stats.failed
-        empty = 0
-        it = iter(batch)
-        while True:
-            try:
-                for x in it:
-                    result = fn(x)
-                    items = list(result) if result is not None else ()
-                    if items:
-                        extend(items)
-                    else:
-                        empty += 1
-                break
-            except Exception as exc:
-                self.fail(x, exc)
-        stats.filtered += empty
-        stats.records_out += len(batch) - empty - (stats.failed - failed)
-        stats.emitted += len(out)
-        return out
+        results, _ = self.call_each(batch, self._expand)
+        out = list(chain.from_iterable(r for r in results if r))
+        self.stats.filtered += sum(1 for r in results if r is not FAILED and not r)
+        return self.passed(out, consumed=sum(1 for r in results if r))
+
+    def _expand(self, record: Any) -> list:
+        result = self.call(record)
+        return list(result) if result is not None else []
 
 
 class KeyByRunner(OperatorRunner):
     """Pairs each record with its key; the channel after it partitions by the key."""
 
     def process(self, batch: list, slot: int = 0) -> list:
-        stats = self.stats
-        stats.records_in += len(batch)
-        out: list = []
-        append = out.append
-        fn = self.call
-        it = iter(batch)
-        while True:
-            try:
-                for x in it:
-                    append((fn(x), x))
-                break
-            except Exception as exc:
-                self.fail(x, exc)
-        stats.records_out += len(out)
-        stats.emitted += len(out)
-        return out
+        keys, failed = self.call_each(batch, self.call)
+        pairs = list(zip(keys, batch))
+        return self.passed([p for p in pairs if p[0] is not FAILED] if failed else pairs)
 
 
 class SinkRunner(OperatorRunner):
     """Consumes records."""
 
     def process(self, batch: list, slot: int = 0) -> list:
-        stats = self.stats
-        stats.records_in += len(batch)
-        fn = self.call
-        failed = stats.failed
-        it = iter(batch)
-        while True:
-            try:
-                for x in it:
-                    fn(x)
-                break
-            except Exception as exc:
-                self.fail(x, exc)
-        stats.records_out += len(batch) - (stats.failed - failed)
+        _, failed = self.call_each(batch, self.call)
+        self.stats.records_out += len(batch) - failed
         return []
 
 
@@ -210,22 +187,8 @@ class CoMapRunner(OperatorRunner):
     """Two inputs: ``call`` is a pair of functions, one per input slot."""
 
     def process(self, batch: list, slot: int = 0) -> list:
-        stats = self.stats
-        stats.records_in += len(batch)
-        out: list = []
-        append = out.append
-        fn = self.call[slot]
-        it = iter(batch)
-        while True:
-            try:
-                for x in it:
-                    append(fn(x))
-                break
-            except Exception as exc:
-                self.fail(x, exc)
-        stats.records_out += len(out)
-        stats.emitted += len(out)
-        return out
+        results, failed = self.call_each(batch, self.call[slot])
+        return self.passed(_without_failed(results, failed))
 
 
 class JoinRunner(OperatorRunner):

@@ -142,6 +142,9 @@ def build_random_llama(path: str | Path, shape: LlamaShape = TINY_LLAMA, *, seed
     target.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(target)
     tokenizer.save_pretrained(target)
+    del model
+    if str(device).startswith("cuda"):
+        torch.cuda.empty_cache()  # leave the GPU's memory to the engine that loads the checkpoint
     return target
 
 
@@ -177,13 +180,13 @@ def convert_smollm2(target: str | Path | None = None, *, force: bool = False) ->
     tokens are set from the model config (``<|im_end|>``): some transformers versions read
     ``<|im_start|>`` from the GGUF, and generation would then never stop at the end of an answer.
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
-
     target = Path(target) if target is not None else smollm2_path()
     if (target / "config.json").is_file() and not force:
         return target
     gguf = smollm2_gguf_path()
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
     logger.info("converting %s into %s", gguf, target)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     quantised = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
@@ -203,6 +206,7 @@ def convert_smollm2(target: str | Path | None = None, *, force: bool = False) ->
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
+        staging.chmod(0o755)
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)

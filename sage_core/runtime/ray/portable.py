@@ -1,0 +1,62 @@
+"""Exceptions that cross process boundaries intact.
+
+Ray pickles what an actor returns. Exceptions whose constructor takes other arguments than their
+message (such as :class:`~sage_core.runtime.errors.JobFailed`) do not survive a plain pickle round
+trip, so they travel as a :class:`TaskFailure` and are rebuilt in the driver; any other exception
+that cannot be pickled is replaced by a ``RuntimeError`` carrying its type, message and traceback.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from ray import cloudpickle
+
+from sage_core.compiler.physical import PhysicalGraph
+from sage_core.runtime.errors import JobFailed
+
+
+def portable_exception(exc: BaseException) -> BaseException:
+    """``exc`` itself when it survives pickling, else a ``RuntimeError`` describing it."""
+    try:
+        cloudpickle.loads(cloudpickle.dumps(exc))
+    except Exception:
+        text = "".join(traceback.format_exception(exc))
+        return RuntimeError(f"{type(exc).__name__}: {exc}\n{text}")
+    return exc
+
+
+@dataclass
+class TaskFailure:
+    """Why a task actor stopped: a record failed under the ``fail`` policy, or anything else."""
+
+    task: str
+    error: BaseException
+    operator: str | None = None
+    record: Any = None
+
+    @classmethod
+    def capture(cls, task: str, exc: BaseException) -> "TaskFailure":
+        """Describe ``exc`` raised in ``task`` so that it pickles."""
+        if isinstance(exc, JobFailed):
+            record = exc.record
+            try:
+                cloudpickle.dumps(record)
+            except Exception:
+                record = repr(record)
+            return cls(task, portable_exception(exc.cause), exc.operator, record)
+        return cls(task, portable_exception(exc))
+
+    def restore(self, graph: PhysicalGraph) -> BaseException:
+        """The exception as the local runtime would have raised it."""
+        if self.operator is not None:
+            where = f" ({graph.operator(self.operator).kind.value})"
+            error = JobFailed(self.operator, self.record, self.error, where)
+            error.__cause__ = self.error
+            return error
+        return self.error
+
+
+__all__ = ["TaskFailure", "portable_exception"]

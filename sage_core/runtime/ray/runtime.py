@@ -1,0 +1,199 @@
+"""The Ray runtime: the physical graph's tasks as Ray actors, driven from the user's process.
+
+Tasks are created downstream first (each gets its receivers' handles), then ``run`` is called on
+every one; :meth:`RayRuntime.join` waits for those calls. The first failure aborts every task, as
+locally. When the job has ended the actors are killed and the final figures kept.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import replace
+from typing import Any, Callable
+
+import ray
+
+from sage_core.api.functions import RuntimeContext
+from sage_core.compiler.logical import OperatorSpec, Partitioning
+from sage_core.compiler.physical import Chain, PhysicalGraph
+from sage_core.runtime.errors import ErrorPolicy
+from sage_core.runtime.ray.services import RemoteService, RemoteServices
+from sage_core.runtime.ray.task_actor import ChainSpecs, OutputSpec, RemoteTaskActor, TaskOutcome, TaskSetup
+from sage_core.runtime.records import DeadLetter, OperatorStats
+
+STATS_TIMEOUT_S = 10.0
+"""How long a live metrics read waits for the task actors."""
+
+
+class RayRuntime:
+    """Runs a :class:`PhysicalGraph` as one Ray actor per task."""
+
+    def __init__(
+        self,
+        graph: PhysicalGraph,
+        errors: ErrorPolicy,
+        make_context: Callable[[OperatorSpec, int], RuntimeContext],
+        services: dict[str, RemoteService],
+        *,
+        job_name: str,
+        actor_options: Callable[[Chain], dict[str, Any]],
+        batch_size: int = 256,
+        window: int = 16,
+    ) -> None:
+        self.graph = graph
+        self.errors = errors
+        self.actors: dict[str, Any] = {}
+        self._sources: list[str] = []
+        self._runs: dict[ray.ObjectRef, str] = {}
+        self._final: dict[str, dict[str, OperatorStats]] = {}
+        self._error: BaseException | None = None
+        self._lock = threading.RLock()
+        self._released = False
+        table = RemoteServices(services)
+        names: dict[str, str] = {}
+        run, graph_name = uuid.uuid4().hex[:8], job_name
+        for chain_id in reversed(list(graph.chains)):
+            chain = graph.chains[chain_id]
+            inputs = graph.inputs(chain_id)
+            upstream = sum(1 if c.partitioning is Partitioning.FORWARD else graph.chains[c.source].parallelism for c in inputs)
+            keyed = frozenset(c.slot for c in inputs if c.keyed)
+            specs = ChainSpecs({op: graph.operator(op) for op in chain.operators})
+            outputs = [
+                OutputSpec(c.slot, c.partitioning, [names[t] for t in graph.chains[c.target].task_ids()])
+                for c in graph.outputs(chain_id)
+            ]
+            options = actor_options(chain)
+            for instance, task_id in enumerate(chain.task_ids()):
+                contexts = {op: replace(make_context(graph.operator(op), instance), services=None) for op in chain.operators}
+                setup = TaskSetup(
+                    task_id, chain, instance, specs, contexts, table, errors.policy,
+                    upstream, keyed, outputs, batch_size, window,
+                )
+                names[task_id] = f"sage/{graph_name}/{run}/{task_id}"
+                self.actors[task_id] = _create(task_id, setup, {**options, "name": names[task_id]})
+                if not inputs:
+                    self._sources.append(task_id)
+
+    def start(self) -> None:
+        """Call ``run`` on every task actor."""
+        with self._lock:
+            self._runs = {actor.run.remote(): task for task, actor in self.actors.items()}
+
+    def stop(self) -> None:
+        """Sources stop producing; what is in flight drains."""
+        with self._lock:
+            if not self._released:
+                for task in self._sources:
+                    self.actors[task].stop.remote()
+
+    def join(self, timeout: float | None) -> bool:
+        """Wait for every task; whether all ended within ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                runs = list(self._runs)
+                if not runs:
+                    self._release()
+                    return True
+            remaining = None if deadline is None else deadline - time.monotonic()
+            wait_s = 0.2 if remaining is None else max(0.0, min(0.2, remaining))
+            ready, rest = ray.wait(runs, num_returns=1, timeout=wait_s)
+            if ready and rest:
+                more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+                ready += more
+            with self._lock:
+                for ref in ready:
+                    task = self._runs.pop(ref, None)
+                    if task is not None:
+                        self._collect(task, ref)
+                if self._runs and remaining is not None and remaining <= 0:
+                    return False
+
+    def error(self) -> BaseException | None:
+        """The first error that aborted the job."""
+        return self._error
+
+    def operator_stats(self) -> dict[str, OperatorStats]:
+        """Figures per operator, summed over instances (live while running, final after)."""
+        per_task = dict(self._final)
+        live = [task for task in self.actors if task not in per_task]
+        if live and not self._released:
+            refs = [self.actors[task].stats.remote() for task in live]
+            try:
+                per_task.update(zip(live, ray.get(refs, timeout=STATS_TIMEOUT_S)))
+            except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError):
+                pass  # a restarting or busy actor: its figures appear on the next read
+        totals: dict[str, OperatorStats] = {}
+        for figures in per_task.values():
+            for op_id, stats in figures.items():
+                totals.setdefault(op_id, OperatorStats()).add(stats)
+        return totals
+
+    def queue_depths(self) -> dict[str, int]:
+        """Deliveries waiting per task inbox (0 once the task has ended)."""
+        depths = {task: 0 for task in self.actors}
+        live = [task for task in self.actors if task not in self._final]
+        if live and not self._released:
+            try:
+                depths.update(zip(live, ray.get([self.actors[t].queue_depth.remote() for t in live], timeout=STATS_TIMEOUT_S)))
+            except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError):
+                pass
+        return depths
+
+    def placement(self) -> dict[str, dict[str, Any]]:
+        """Per running task: the Ray node id it runs on and whether it was restarted."""
+        tasks = list(self.actors)
+        return dict(zip(tasks, ray.get([self.actors[t].placement.remote() for t in tasks], timeout=STATS_TIMEOUT_S)))
+
+    # ------------------------------------------------------------------ helpers
+
+    def _collect(self, task: str, ref: ray.ObjectRef) -> None:
+        try:
+            outcome: TaskOutcome = ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            self._fail(RuntimeError(f"task {task}: its Ray actor failed and was not restarted: {exc}"))
+            return
+        self._final[task] = outcome.stats
+        deliver_dead_letters(self.errors, outcome.dead_letters)
+        if outcome.failure is not None:
+            self._fail(outcome.failure.restore(self.graph))
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = exc
+        for task in self._runs.values():
+            self.actors[task].abort.remote()
+
+    def _release(self) -> None:
+        if not self._released:
+            self._released = True
+            for actor in self.actors.values():
+                ray.kill(actor)
+
+
+def deliver_dead_letters(errors: ErrorPolicy, letters: list[DeadLetter]) -> None:
+    """Add a task's dead letters to the job's, handing each to the user's dead-letter sink."""
+    errors.dead_letters.extend(letters)
+    sink = errors._sink  # ErrorPolicy keeps the user's sink; it is called here, in the driver
+    if sink is not None:
+        for letter in letters:
+            sink(letter)
+
+
+def _create(task_id: str, setup: TaskSetup, options: dict[str, Any]) -> Any:
+    try:
+        return RemoteTaskActor.options(**options).remote(setup)
+    except (TypeError, ValueError, AttributeError) as exc:
+        if "pickle" not in str(exc).lower() and "serializ" not in str(exc).lower():
+            raise
+        msg = (
+            f"task {task_id}: its functions or data cannot be sent to a Ray actor ({exc}). "
+            "On Ray, pass from_batch a list (not a generator) or a BatchFunction, and keep what "
+            "functions capture picklable (no open files, locks or sockets)."
+        )
+        raise TypeError(msg) from exc
+
+
+__all__ = ["RayRuntime", "deliver_dead_letters"]

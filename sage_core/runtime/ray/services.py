@@ -1,0 +1,263 @@
+"""Service handles for the Ray runtime: what the driver's manager holds, and what tasks receive.
+
+:class:`RayService` takes the place of the local ``Service`` in the driver's
+:class:`~sage_core.services.manager.ServiceManager` (through its ``service_factory`` seam): on
+start it launches one host actor per replica, with the replica's ``resources``, and the router
+actor. Task actors receive :class:`RemoteService` handles (router handle and method table) in a
+:class:`RemoteServices` table, so ``self.call_service[...]`` and ``self.call_service_async[...]``
+use the same proxies as locally: blocking calls wait for the router's reply, async calls return
+a ``concurrent.futures.Future`` built from the reply's ``ObjectRef.future()``.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import Future
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import ray
+
+from sage_core.plugins.manager import PluginManager
+from sage_core.services.chain import build_chain
+from sage_core.services.config import BatchConfig, ResourcesConfig, ServiceConfig
+from sage_core.services.errors import ServiceClosed, ServiceError, UnknownServiceError
+from sage_core.services.proxy import ServiceTable
+from sage_core.services.routing import failed
+from sage_core.services.service import DEFAULT
+from sage_core.runtime.ray.replies import RemoteStream, reply_future
+from sage_core.runtime.ray.service_actors import PluginSnapshot, RemoteReplicaHost, RemoteServiceRouter
+
+START_TIMEOUT_S = 600.0
+"""How long starting a service may take (backends may load models)."""
+
+METRICS_TIMEOUT_S = 10.0
+
+
+class RemoteService:
+    """A started service seen from any process: calls go to its router actor."""
+
+    def __init__(self, name: str, router_name: str, methods: dict[str, str]) -> None:
+        self.name = name
+        self.router_name = router_name
+        self.methods = methods
+        self._router: Any = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (RemoteService, (self.name, self.router_name, self.methods))
+
+    @property
+    def router(self) -> Any:
+        """The router actor's handle (looked up by name once per process)."""
+        if self._router is None:
+            self._router = ray.get_actor(self.router_name)
+        return self._router
+
+    def ensure_started(self) -> None:
+        """Started before it was handed out."""
+
+    def is_stream(self, method: str) -> bool:
+        """Whether ``method`` yields items."""
+        return self.methods.get(method) in ("stream", "async_stream")
+
+    def call(self, method: str, args: Sequence[Any], kwargs: dict[str, Any], timeout: Any = DEFAULT) -> Future:
+        """Start one call; the Future holds the result or the :class:`ServiceError`."""
+        ref = self.router.call.remote(method, tuple(args), kwargs, _timeout(timeout))
+        return reply_future(ref, lambda exc: self._lost(method, exc))
+
+    def open_stream(self, method: str, args: Sequence[Any], kwargs: dict[str, Any], timeout: Any = DEFAULT) -> Iterator[Any]:
+        """Start a streaming call; a blocking iterator over its items."""
+        generator = self.router.stream.options(num_returns="streaming").remote(method, tuple(args), kwargs, _timeout(timeout))
+        return RemoteStream(generator, lambda exc: self._lost(method, exc))
+
+    def _lost(self, method: str, exc: BaseException) -> ServiceError:
+        msg = f"service {self.name!r}: {method}() failed: its Ray router actor failed: {type(exc).__name__}: {exc}"
+        return ServiceError(msg, service=self.name, method=method, cause=exc)
+
+
+class RayService(RemoteService):
+    """The driver's handle on one service hosted by Ray actors; owns their lifecycle."""
+
+    def __init__(
+        self, name: str, config: ServiceConfig, plugins: PluginManager, *, job_name: str, max_restarts: int
+    ) -> None:
+        super().__init__(name, f"sage/{job_name}/{name}/{uuid.uuid4().hex[:8]}", {})
+        self.config = config
+        self.kind = config.kind
+        self.job_name = job_name
+        self.max_restarts = max_restarts
+        self._plugins = plugins
+        self._hosts: dict[str, Any] = {}
+        self._state = "new"  # new | started | failed | closed
+        self._error: BaseException | None = None
+        self._futures: list[Future] | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def begin_start(self) -> list[Future]:
+        """Launch the replica hosts and the router (once); a Future of the router's start reply."""
+        with self._lock:
+            if self._futures is None:
+                build_chain(self.name, self.config, self._plugins, self.job_name, self._launch)
+                snapshot = PluginSnapshot.capture(self._plugins, self.config)
+                options = {**self._actor_options(ResourcesConfig()), "name": self.router_name}
+                self._router = RemoteServiceRouter.options(**options).remote(
+                    self.name, self.config, snapshot, self.job_name, {label: n for label, (n, _) in self._hosts.items()}
+                )
+                self._futures = [self.router.start.remote().future()]
+            return self._futures
+
+    def finish_start(self, futures: list[Future]) -> None:
+        """Wait for the router; raise :class:`ServiceError` when the service cannot serve."""
+        with self._lock:
+            if self._state == "new":
+                try:
+                    kind, value = futures[0].result(timeout=START_TIMEOUT_S)
+                except Exception as exc:
+                    kind, value = "err", ServiceError(f"service {self.name!r} failed to start on Ray: {exc}", service=self.name, cause=exc)
+                if kind == "ok":
+                    self.methods, self._state = value, "started"
+                else:
+                    self._error, self._state = value, "failed"
+        self._raise_if_unstarted()
+
+    def ensure_started(self) -> None:
+        """Start now unless already started."""
+        if self._state != "started":
+            if self._state == "new":
+                self.finish_start(self.begin_start())
+            self._raise_if_unstarted()
+
+    def close(self) -> None:
+        """Close every backend (queued calls finish first), then end the actors. Idempotent."""
+        with self._lock:
+            if self._state == "closed":
+                return
+            started, self._state = self._futures is not None, "closed"
+        if not started:
+            return
+        try:
+            ray.get(self.router.close.remote(), timeout=START_TIMEOUT_S)
+        except Exception:  # the actors are ended below either way
+            pass
+        for actor in [self.router, *(host for _, host in self._hosts.values())]:
+            ray.kill(actor)
+
+    def _raise_if_unstarted(self) -> None:
+        if self._state == "closed":
+            raise ServiceClosed(f"service {self.name!r} is closed", service=self.name)
+        if self._state == "failed":
+            error = self._error
+            if isinstance(error, ServiceError):
+                raise error
+            msg = f"service {self.name!r} failed to start: {type(error).__name__}: {error}"
+            raise ServiceError(msg, service=self.name, cause=error)
+
+    # ------------------------------------------------------------------ calls and figures
+
+    def call(self, method: str, args: Sequence[Any], kwargs: dict[str, Any], timeout: Any = DEFAULT) -> Future:
+        """Start one call (starting the service first if needed)."""
+        if self._state != "started":
+            try:
+                self.ensure_started()
+            except ServiceError as exc:
+                return failed(exc)
+        return super().call(method, args, kwargs, timeout)
+
+    def open_stream(self, method: str, args: Sequence[Any], kwargs: dict[str, Any], timeout: Any = DEFAULT) -> Iterator[Any]:
+        """Start a streaming call."""
+        self.ensure_started()
+        return super().open_stream(method, args, kwargs, timeout)
+
+    def metrics(self) -> dict[str, Any]:
+        """The router's metrics (the same keys as locally); the state alone before start."""
+        if self._state == "started":
+            try:
+                return ray.get(self.router.metrics.remote(), timeout=METRICS_TIMEOUT_S)
+            except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError):
+                pass
+        return {"kind": self.kind, "state": self._state}
+
+    def placement(self) -> dict[str, str | None]:
+        """The Ray node id of every replica, by label (``name/backend/sNrM``)."""
+        self.ensure_started()
+        return ray.get(self.router.placement.remote(), timeout=METRICS_TIMEOUT_S)
+
+    def handle(self) -> RemoteService:
+        """What a task actor gets: the router's name and the method table."""
+        self.ensure_started()
+        return RemoteService(self.name, self.router_name, dict(self.methods))
+
+    # ------------------------------------------------------------------ actors
+
+    def _launch(
+        self, label: str, create: Callable[[], Any], *, workers: int, batch: BatchConfig | None, thread_name: str,
+        resources: ResourcesConfig,
+    ) -> Any:
+        """Start the host actor of one replica (``build_chain``'s replica factory)."""
+        name = f"{self.router_name}/{label}"
+        options = {**self._actor_options(resources), "name": name}
+        host = RemoteReplicaHost.options(**options).remote(label, create, workers, batch, thread_name)
+        self._hosts[label] = (name, host)
+        return host
+
+    def _actor_options(self, resources: ResourcesConfig) -> dict[str, Any]:
+        return actor_options(resources, max_restarts=self.max_restarts)
+
+
+class RemoteServices:
+    """The service table a task actor's functions see (``ctx.services``): proxies by name."""
+
+    def __init__(self, services: Mapping[str, RemoteService]) -> None:
+        self._services = dict(services)
+        self._sync = ServiceTable(self, blocking=True)  # type: ignore[arg-type]
+        self._async = ServiceTable(self, blocking=False)  # type: ignore[arg-type]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (RemoteServices, (self._services,))
+
+    @property
+    def sync(self) -> ServiceTable:
+        """Blocking proxies."""
+        return self._sync
+
+    @property
+    def async_(self) -> ServiceTable:
+        """Proxies whose calls return ``concurrent.futures.Future``."""
+        return self._async
+
+    def service(self, name: str) -> RemoteService:
+        """The service called ``name``; :class:`UnknownServiceError` lists the registered ones."""
+        service = self._services.get(name)
+        if service is None:
+            known = ", ".join(sorted(self._services)) or "none"
+            msg = f"no service named {name!r}; registered services: {known} (register it with env.register_service)"
+            raise UnknownServiceError(msg, service=name)
+        return service
+
+    def names(self) -> list[str]:
+        """Registered service names."""
+        return list(self._services)
+
+
+def actor_options(resources: ResourcesConfig, *, max_restarts: int) -> dict[str, Any]:
+    """``.options()`` of an actor reserving ``resources`` and restarted by Ray when it dies."""
+    options: dict[str, Any] = {
+        "num_cpus": resources.num_cpus or 0,
+        "max_restarts": max_restarts,
+        "max_task_retries": -1,
+    }
+    if resources.num_gpus:
+        options["num_gpus"] = resources.num_gpus
+    if resources.custom:
+        options["resources"] = dict(resources.custom)
+    return options
+
+
+def _timeout(timeout: Any) -> tuple[bool, float | None]:
+    """The per-call timeout as it crosses to the router: ``(use the configured one, seconds)``."""
+    return (True, None) if timeout is DEFAULT else (False, timeout)
+
+
+__all__ = ["RayService", "RemoteService", "RemoteServices", "actor_options"]

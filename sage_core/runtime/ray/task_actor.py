@@ -1,0 +1,179 @@
+"""A physical task as a Ray actor: the user's functions bound in a :class:`BoundChain`, a loop thread.
+
+The actor is asynchronous: ``push`` calls from upstream tasks wait on its event loop (for their
+turn, then for their acknowledgement) while the chain runs on the loop thread. Restarted by Ray
+after a crash, it re-creates its functions from the same constructor arguments, and the pushes
+that were not acknowledged are retried by Ray (``max_task_retries``), ``run`` included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+import warnings
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
+from typing import Any
+
+import ray
+
+from sage_core.api.functions import RuntimeContext
+from sage_core.compiler.logical import OperatorSpec, Partitioning
+from sage_core.compiler.partitioners import make_splitter
+from sage_core.compiler.physical import Chain
+from sage_core.runtime.chain import BoundChain
+from sage_core.runtime.errors import ErrorPolicy
+from sage_core.runtime.ray.channels import ChannelSender, InOrder, TaskAborted
+from sage_core.runtime.ray.portable import TaskFailure
+from sage_core.runtime.ray.services import RemoteServices
+from sage_core.runtime.ray.task_loop import Delivery, OutputChannel, TaskLoop
+from sage_core.runtime.records import DeadLetter, OperatorStats
+
+
+@dataclass(frozen=True)
+class ChainSpecs:
+    """The operators of one chain (what :class:`BoundChain` reads of the physical graph)."""
+
+    specs: dict[str, OperatorSpec]
+
+    def operator(self, op_id: str) -> OperatorSpec:
+        """The operator ``op_id``."""
+        return self.specs[op_id]
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One output channel as the driver describes it: the receiving actors' names, in order."""
+
+    slot: int
+    partitioning: Partitioning
+    receivers: list[str]
+
+    def eos_targets(self, instance: int) -> list[int]:
+        """Receivers that expect an end-of-stream marker from task ``instance``."""
+        if self.partitioning is Partitioning.FORWARD:
+            return [instance]
+        return list(range(len(self.receivers)))
+
+
+@dataclass
+class TaskOutcome:
+    """What ``run`` returns: the failure (if any), final figures and dead letters."""
+
+    failure: TaskFailure | None
+    stats: dict[str, OperatorStats]
+    dead_letters: list[DeadLetter]
+
+
+@dataclass(frozen=True)
+class TaskSetup:
+    """What a task actor is built from (kept by Ray for restarts).
+
+    Other actors are named, not passed as handles: Ray keeps constructor arguments holding
+    handles in the object store and warns that a restart depends on them.
+    """
+
+    task_id: str
+    chain: Chain
+    instance: int
+    specs: ChainSpecs
+    contexts: dict[str, RuntimeContext]
+    services: RemoteServices
+    error_policy: str
+    upstream: int
+    keyed_slots: frozenset[int]
+    outputs: list[OutputSpec]
+    batch_size: int
+    window: int
+
+
+class TaskActor:
+    """Hosts one task; the driver calls ``run`` once and reads ``stats`` while it runs."""
+
+    def __init__(self, setup: TaskSetup) -> None:
+        self.task_id = setup.task_id
+        self.incarnation = uuid.uuid4().hex[:12]
+        self.restarted = was_restarted()
+        self.node_id = ray.get_runtime_context().get_node_id()
+        self.errors = ErrorPolicy(setup.error_policy)
+        services, contexts = setup.services, setup.contexts
+
+        def make_context(spec: OperatorSpec, instance: int) -> RuntimeContext:
+            return replace(contexts[spec.id], services=services)
+
+        bound = BoundChain(setup.specs, setup.chain, setup.instance, self.errors, make_context)  # type: ignore[arg-type]
+        outputs = [
+            OutputChannel(
+                slot=out.slot,
+                split=make_splitter(out.partitioning, setup.instance, len(out.receivers)),
+                senders=[
+                    ChannelSender(ray.get_actor(r), setup.task_id, self.incarnation, out.slot, setup.window)
+                    for r in out.receivers
+                ],
+                eos_targets=out.eos_targets(setup.instance),
+            )
+            for out in setup.outputs
+        ]
+        self.loop = TaskLoop(bound, setup.upstream, setup.keyed_slots, outputs, setup.batch_size)
+        self.order = InOrder(enabled=not self.restarted)
+        self._thread: threading.Thread | None = None
+
+    async def run(self) -> TaskOutcome:
+        """Start the task (if a push has not already) and wait until it ends."""
+        self._ensure_running()
+        failure = await asyncio.wrap_future(self.loop.finished)
+        captured = None
+        if failure is not None and not isinstance(failure, TaskAborted) and not self.loop.abort.is_set():
+            captured = TaskFailure.capture(self.task_id, failure)
+        return TaskOutcome(captured, self.loop.chain.stats(), list(self.errors.dead_letters))
+
+    async def push(self, task: str, incarnation: str, seq: int, slot: int, batch: Any) -> None:
+        """Deliver a batch from upstream; returns once it is processed and its pushes acknowledged."""
+        self._ensure_running()
+        key = (task, incarnation, slot)
+        await self.order.turn(key, seq)
+        ack: Future = Future()
+        self.loop.inbox.put(Delivery(task, slot, batch, ack))  # type: ignore[union-attr]
+        self.order.handed_over(key, seq)
+        pushes = await asyncio.wrap_future(ack)
+        if pushes:
+            await asyncio.gather(*pushes)
+
+    async def stop(self) -> None:
+        """Sources stop producing; what is in flight drains."""
+        self.loop.stop.set()
+
+    async def abort(self) -> None:
+        """End the task now (another task failed)."""
+        self.loop.abort.set()
+
+    async def stats(self) -> dict[str, OperatorStats]:
+        """Figures per operator of this instance so far."""
+        return self.loop.chain.stats()
+
+    async def queue_depth(self) -> int:
+        """Deliveries waiting in the inbox."""
+        return self.loop.inbox.qsize() if self.loop.inbox is not None else 0
+
+    async def placement(self) -> dict[str, Any]:
+        """Where this actor runs: node id, and whether Ray restarted it."""
+        return {"node_id": self.node_id, "restarted": self.restarted, "incarnation": self.incarnation}
+
+    def _ensure_running(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self.loop.run, name=f"sage-task-{self.task_id}", daemon=True)
+            self._thread.start()
+
+
+def was_restarted() -> bool:
+    """Whether Ray restarted the current actor (quiet: Ray's own property warns about itself)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+
+
+RemoteTaskActor = ray.remote(TaskActor)
+"""The Ray actor class; options (resources, restarts) are given per task by the runtime."""
+
+__all__ = ["ChainSpecs", "OutputSpec", "RemoteTaskActor", "TaskActor", "TaskOutcome", "TaskSetup"]

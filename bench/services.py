@@ -10,10 +10,11 @@
 * ``pipeline_async``: ``env.from_batch(queries).map(Step, capacity=256, ordered=False).sink(...)``
   whose Step returns ``self.call_service_async["vdb"].search(query=q, top_k=10)``.
 
-Every mode searches the same store object (100k x 384 float32 by default) in this one run.
-Unbatched search is memory-bound (one pass over the whole store per query), so it runs a subset
-of the queries (``--unbatched-queries``); rates are queries per second either way. Prints one JSON
-line.
+Every mode searches the same store object (100k x 384 float32 by default) in this one run, and
+the modes take turns on slices of the queries (``--rounds``) so that a shared, busy machine slows
+each alike. Unbatched search is memory-bound (one pass over the whole store per query), so it runs
+a subset of the queries (``--unbatched-queries``); rates are queries per second either way. Prints
+one JSON line.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def make_store(vectors: int, dim: int, seed: int = 0) -> Any:
 
 
 def run_callers(proxy: Any, queries: np.ndarray, callers: int) -> float:
-    """Queries per second for ``callers`` asyncio tasks, each awaiting one search at a time."""
+    """Seconds for ``callers`` asyncio tasks, each awaiting one search at a time, to run ``queries``."""
     next_index = iter(range(len(queries)))
 
     async def caller() -> int:
@@ -60,48 +61,47 @@ def run_callers(proxy: Any, queries: np.ndarray, callers: int) -> float:
     elapsed = time.perf_counter() - started
     if answered != len(queries):
         raise RuntimeError(f"only {answered} of {len(queries)} searches returned 10 hits")
-    return len(queries) / elapsed
+    return elapsed
 
 
 def run_direct(store: Any, queries: np.ndarray) -> float:
-    """Queries per second of one direct batch search over every query."""
+    """Seconds for one direct batch search over every query."""
     started = time.perf_counter()
     results = store.search(queries, top_k=10)
     elapsed = time.perf_counter() - started
     assert len(results) == len(queries)
-    return len(queries) / elapsed
+    return elapsed
 
 
 class Search(MapFunction):
     """Pipeline step: hand the vector store a query, return the Future of its hits."""
 
     def execute(self, query: np.ndarray) -> Any:
+        """The Future of this query's top-10 hits."""
         return self.call_service_async["vdb"].search(query=query, top_k=10)
 
 
 def run_pipeline(store: Any, queries: np.ndarray, capacity: int) -> float:
-    """Queries per second of an async-map pipeline over the same store."""
+    """Seconds for an async-map pipeline over the same store to answer ``queries``."""
     answered = [0]
 
     def count(hits: Any) -> None:
         answered[0] += 1
 
-    env = LocalEnvironment("bench-services")
-    try:
+    with LocalEnvironment("bench-pipeline") as env:
         env.register_service("vdb", lambda: store, kind="vdb")
         env.services.start()
         env.from_batch(list(queries)).map(Search, capacity=capacity, ordered=False).sink(count)
         started = time.perf_counter()
         env.submit(autostop=True)
         elapsed = time.perf_counter() - started
-    finally:
-        env.close()
     if answered[0] != len(queries):
         raise RuntimeError(f"pipeline answered {answered[0]} of {len(queries)} queries")
-    return len(queries) / elapsed
+    return elapsed
 
 
 def main() -> None:
+    """Run every mode and print one JSON line of figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vectors", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=384)
@@ -109,6 +109,7 @@ def main() -> None:
     parser.add_argument("--unbatched-queries", type=int, default=2_000)
     parser.add_argument("--callers", type=int, default=64)
     parser.add_argument("--capacity", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=4, help="slices of the queries the modes take turns on")
     args = parser.parse_args()
 
     store = make_store(args.vectors, args.dim)
@@ -116,15 +117,31 @@ def main() -> None:
     queries = rng.standard_normal((args.queries, args.dim), dtype=np.float32)
     store.search(queries[:256], top_k=10)  # warm BLAS threads and caches
 
+    # Modes take turns on successive slices of the queries, so that a busy machine slows each
+    # mode alike; a mode's rate is its queries over its summed time.
+    seconds = dict.fromkeys(("batched", "unbatched", "direct", "pipeline"), 0.0)
+    counts = dict.fromkeys(seconds, 0)
+    chunks = np.array_split(np.arange(args.queries), args.rounds)
+    unbatched_chunk = max(1, args.unbatched_queries // args.rounds)
     with LocalEnvironment("bench-callers") as env:
         env.register_service("vdb", lambda: store, kind="vdb", batch={"max_size": 256, "max_wait_ms": 2})
         env.register_service("vdb_unbatched", lambda: store, kind="vdb", batch=False, workers=4)
         env.services.start()
-        batched = run_callers(env.services.async_["vdb"], queries, args.callers)
-        unbatched = run_callers(env.services.async_["vdb_unbatched"], queries[: args.unbatched_queries], args.callers)
+        modes = {
+            "batched": lambda q: run_callers(env.services.async_["vdb"], q, args.callers),
+            "unbatched": lambda q: run_callers(env.services.async_["vdb_unbatched"], q[:unbatched_chunk], args.callers),
+            "direct": lambda q: run_direct(store, q),
+            "pipeline": lambda q: run_pipeline(store, q, args.capacity),
+        }
+        order = list(modes)
+        for round_index, chunk in enumerate(chunks):
+            part = queries[chunk]
+            for mode in order[round_index % 4 :] + order[: round_index % 4]:
+                seconds[mode] += modes[mode](part)
+                counts[mode] += min(len(part), unbatched_chunk) if mode == "unbatched" else len(part)
         batch_stats = env.services.metrics()["vdb"]["batch"]["search"]
-    direct = run_direct(store, queries)
-    pipeline = run_pipeline(store, queries, args.capacity)
+    qps = {mode: counts[mode] / seconds[mode] for mode in seconds}
+    batched, unbatched, direct, pipeline = qps["batched"], qps["unbatched"], qps["direct"], qps["pipeline"]
 
     print(
         json.dumps(
@@ -140,7 +157,7 @@ def main() -> None:
                 "vectors": args.vectors,
                 "dim": args.dim,
                 "queries": args.queries,
-                "unbatched_queries": args.unbatched_queries,
+                "unbatched_queries": counts["unbatched"],
                 "callers": args.callers,
                 "cpus": os.cpu_count(),
                 "machine": platform.machine(),

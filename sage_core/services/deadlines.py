@@ -106,3 +106,6 @@ class DeadlineScheduler:
                     callback()
                 except Exception:  # a failing callback must not stop the other deadlines
                     log.exception("deadline callback failed")
+
+
+__all__ = ["Deadline", "DeadlineScheduler"]

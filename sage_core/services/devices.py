@@ -51,3 +51,6 @@ def resolve_device(requested: str, supported: tuple[str, ...], replica: int = 0)
         if requested == "cuda":
             return f"cuda:{replica % gpus}"
     return requested
+
+
+__all__ = ["gpu_count", "resolve_device"]

@@ -108,3 +108,6 @@ def _unknown_method(service: Service, method: str) -> UnknownMethodError:
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     msg = f"service {service.name!r} has no method {method!r}{hint}; its public methods: {', '.join(methods)}"
     return UnknownMethodError(msg, service=service.name, method=method)
+
+
+__all__ = ["ServiceProxy", "ServiceTable"]

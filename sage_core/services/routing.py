@@ -322,3 +322,6 @@ def _settle(out: Future, done: Future, merge: Callable[[Any], Any]) -> None:
         out.set_result(merge([result]) if merge is not None else result)
     except Exception as merge_exc:
         out.set_exception(merge_exc)
+
+
+__all__ = ["BackendGroup", "ReplicaSet", "SHARD_RULES", "combine", "failed", "first_success", "stable_shard"]

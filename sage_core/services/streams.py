@@ -75,6 +75,7 @@ _END = object()
 
 
 def pump_sync(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], stream: StreamIterator) -> None:
+    """Run a generator method on a worker thread, feeding ``stream`` until it ends or is closed."""
     try:
         for item in fn(*args, **kwargs):
             if stream.stopped.is_set():
@@ -87,6 +88,7 @@ def pump_sync(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any
 
 
 async def pump_async(agen: Any, stream: StreamIterator) -> None:
+    """Drive an async generator on the replica's loop, feeding ``stream`` until it ends."""
     try:
         async for item in agen:
             stream._put(item)
@@ -97,3 +99,6 @@ async def pump_async(agen: Any, stream: StreamIterator) -> None:
         stream._put(_Failure(exc))
         raise
     stream._put(_END)
+
+
+__all__ = ["StreamIterator", "pump_async", "pump_sync"]

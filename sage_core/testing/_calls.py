@@ -54,3 +54,6 @@ async def _await(value: Any) -> Any:
 
 async def _collect(stream: Any) -> list[Any]:
     return [item async for item in stream]
+
+
+__all__ = ["call", "drain", "resolve", "session_loop"]

@@ -60,3 +60,6 @@ class EmbedderContract:
 
     def test_dim_is_a_positive_int(self, embedder: Any) -> None:
         assert isinstance(embedder.dim, int) and embedder.dim > 0
+
+
+__all__ = ["EmbedderContract"]

@@ -78,3 +78,6 @@ class GraphStoreContract:
             assert call(fresh.neighbors, "a", hops=3, relation="next") == ["b", "c", "d"]
         finally:
             call(fresh.close)
+
+
+__all__ = ["GraphStoreContract"]

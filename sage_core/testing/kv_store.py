@@ -90,3 +90,6 @@ class KVStoreContract:
         path.write_bytes(b"\x00\x01 definitely not a store")
         with pytest.raises(ValueError):
             call(kv.load, str(path))
+
+
+__all__ = ["KVStoreContract"]

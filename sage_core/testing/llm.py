@@ -50,3 +50,6 @@ class LLMContract:
         messages = [{"role": "user", "content": "Say hello."}]
         out = call(llm.chat, messages, sampling=self.sampling)
         assert isinstance(out, Completion) and isinstance(out.text, str)
+
+
+__all__ = ["LLMContract"]

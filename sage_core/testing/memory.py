@@ -105,3 +105,6 @@ class MemoryContract:
         assert sorted(call(memory.list_sessions)) == ["x", "y"]
         assert call(memory.clear_session, "x") == 2
         assert call(memory.list_sessions) == ["y"]
+
+
+__all__ = ["MemoryContract"]

@@ -192,3 +192,6 @@ class VectorStoreContract:
         path.write_bytes(b"this is not a saved store")
         with pytest.raises(ValueError):
             call(store.load, str(path))
+
+
+__all__ = ["VectorStoreContract", "unit_vectors"]

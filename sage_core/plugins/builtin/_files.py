@@ -25,3 +25,6 @@ def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+__all__ = ["atomic_write"]

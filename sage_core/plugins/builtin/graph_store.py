@@ -143,3 +143,6 @@ def _check_node(node: str) -> str:
         msg = f"node ids must be strings, got {type(node).__name__} {node!r}"
         raise ValueError(msg)
     return node
+
+
+__all__ = ["NetworkxGraphStore", "sage_backends"]

@@ -86,3 +86,6 @@ class HashingEmbedder:
         words = _WORD.findall(text.lower())
         low, high = self.ngram_range
         return [" ".join(words[i : i + n]) for n in range(low, high + 1) for i in range(len(words) - n + 1)]
+
+
+__all__ = ["HashingEmbedder", "sage_backends"]

@@ -36,3 +36,6 @@ def sage_services(register: Callable[[ServiceKind], None]) -> None:
     """Offer the six built-in service kinds."""
     for kind in KINDS:
         register(kind)
+
+
+__all__ = ["KINDS", "sage_services"]

@@ -198,3 +198,6 @@ def _encode(key: str, value: Any) -> str:
     except (TypeError, ValueError) as exc:
         msg = f"put({key!r}): value must be JSON-serialisable ({exc})"
         raise ValueError(msg) from exc
+
+
+__all__ = ["MemoryKVStore", "SQLiteKVStore", "sage_backends"]

@@ -394,6 +394,7 @@ class _ReadWriteLock:
 
     @contextmanager
     def read(self) -> Iterator[None]:
+        """Hold the lock shared with other readers."""
         with self._cond:
             while self._writer or self._writers_waiting:
                 self._cond.wait()
@@ -408,6 +409,7 @@ class _ReadWriteLock:
 
     @contextmanager
     def write(self) -> Iterator[None]:
+        """Hold the lock alone."""
         with self._cond:
             self._writers_waiting += 1
             while self._writer or self._readers:
@@ -420,3 +422,6 @@ class _ReadWriteLock:
             with self._cond:
                 self._writer = False
                 self._cond.notify_all()
+
+
+__all__ = ["METRICS", "NumpyVectorStore", "sage_backends"]

@@ -48,6 +48,7 @@ class RayRuntime:
         self._sources: list[str] = []
         self._runs: dict[ray.ObjectRef, str] = {}
         self._final: dict[str, dict[str, OperatorStats]] = {}
+        self._placement: dict[str, dict[str, Any]] = {}
         self._error: BaseException | None = None
         self._lock = threading.RLock()
         self._released = False
@@ -143,9 +144,12 @@ class RayRuntime:
         return depths
 
     def placement(self) -> dict[str, dict[str, Any]]:
-        """Per running task: the Ray node id it runs on and whether it was restarted."""
-        tasks = list(self.actors)
-        return dict(zip(tasks, ray.get([self.actors[t].placement.remote() for t in tasks], timeout=STATS_TIMEOUT_S)))
+        """Per task: the Ray node id it runs (or ran) on, and whether Ray restarted it."""
+        placement = dict(self._placement)
+        live = [task for task in self.actors if task not in placement]
+        if live and not self._released:
+            placement.update(zip(live, ray.get([self.actors[t].placement.remote() for t in live], timeout=STATS_TIMEOUT_S)))
+        return placement
 
     # ------------------------------------------------------------------ helpers
 
@@ -156,6 +160,7 @@ class RayRuntime:
             self._fail(RuntimeError(f"task {task}: its Ray actor failed and was not restarted: {exc}"))
             return
         self._final[task] = outcome.stats
+        self._placement[task] = outcome.placement
         deliver_dead_letters(self.errors, outcome.dead_letters)
         if outcome.failure is not None:
             self._fail(outcome.failure.restore(self.graph))

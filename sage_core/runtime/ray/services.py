@@ -184,6 +184,11 @@ class RayService(RemoteService):
         self.ensure_started()
         return ray.get(self.router.placement.remote(), timeout=METRICS_TIMEOUT_S)
 
+    def replica_actors(self) -> dict[str, Any]:
+        """The host actor of every replica, by label (for tooling and fault-injection tests)."""
+        self.ensure_started()
+        return {label: host for label, (_, host) in self._hosts.items()}
+
     def handle(self) -> RemoteService:
         """What a task actor gets: the router's name and the method table."""
         self.ensure_started()

@@ -64,6 +64,7 @@ class TaskOutcome:
     failure: TaskFailure | None
     stats: dict[str, OperatorStats]
     dead_letters: list[DeadLetter]
+    placement: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ class TaskActor:
         captured = None
         if failure is not None and not isinstance(failure, TaskAborted) and not self.loop.abort.is_set():
             captured = TaskFailure.capture(self.task_id, failure)
-        return TaskOutcome(captured, self.loop.chain.stats(), list(self.errors.dead_letters))
+        return TaskOutcome(captured, self.loop.chain.stats(), list(self.errors.dead_letters), await self.placement())
 
     async def push(self, task: str, incarnation: str, seq: int, slot: int, batch: Any) -> None:
         """Deliver a batch from upstream; returns once it is processed and its pushes acknowledged."""

@@ -1,0 +1,148 @@
+"""Ray-only behaviour: placement by resources, restarts after ``ray.kill``, backpressure, errors."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from sage_core import ConfigError, MapFunction, RemoteEnvironment, SinkFunction
+
+pytestmark = pytest.mark.ray
+
+ray = pytest.importorskip("ray")
+
+
+class Ids:
+    """A service recording record ids (one replica: the ids of the whole job)."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+
+    def add(self, record_id: int) -> None:
+        self.ids.append(record_id)
+
+    def count(self) -> int:
+        return len(self.ids)
+
+    def all(self) -> list[int]:
+        return list(self.ids)
+
+
+class RecordIds(SinkFunction):
+    def execute(self, record_id: int) -> None:
+        self.call_service["ids"].add(record_id)
+
+
+def slow_identity(x: int) -> int:
+    time.sleep(0.002)
+    return x
+
+
+def wait_until(condition: Any, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def remote(ray_cluster: Any) -> Any:
+    """``remote(name, **options)``: RemoteEnvironments on the test cluster, closed after the test."""
+    made: list[RemoteEnvironment] = []
+
+    def make(name: str, **options: Any) -> RemoteEnvironment:
+        env = RemoteEnvironment(name, address=ray_cluster.address, **options)
+        made.append(env)
+        return env
+
+    yield make
+    for env in made:
+        env.close()
+
+
+def test_tasks_and_replicas_run_on_the_nodes_their_resources_name(remote, node_ids, written) -> None:
+    make_sink, read = written
+    env = remote("placed", task_resources={"work": {"custom": {"node_b": 1}}, "sink": {"custom": {"node_a": 1}}})
+    env.register_service("ids", Ids, replicas=2, resources={"num_cpus": 0.5, "custom": {"node_b": 1}})
+    env.register_service("other", Ids, resources={"custom": {"node_a": 1}})
+    env.from_batch(list(range(50))).map(lambda x: x, parallelism=2, name="work").sink(make_sink())
+    job = env.submit()
+    tasks = {task: where["node_id"] for task, where in job.runtime.placement().items()}
+    assert tasks["work_2#0"] == tasks["work_2#1"] == node_ids["node_b"]
+    assert tasks["sink_3#0"] == node_ids["node_a"]
+    assert set(env.services.service("ids").placement().values()) == {node_ids["node_b"]}
+    assert set(env.services.service("other").placement().values()) == {node_ids["node_a"]}
+    assert sorted(read()) == list(range(50))
+
+
+def test_a_killed_map_task_is_restarted_and_every_record_arrives_at_least_once(remote) -> None:
+    env = remote("restart", config={"job": {"batch_size": 16}})
+    env.register_service("ids", Ids)
+    env.from_batch(list(range(3000))).map(slow_identity, parallelism=2, name="slow").sink(RecordIds)
+    job = env.submit(autostop=False)
+    ids = env.services.sync["ids"]
+    wait_until(lambda: ids.count() >= 300)
+    ray.kill(job.runtime.actors["slow_2#0"], no_restart=False)
+    assert job.wait(timeout=300) == "completed"
+    seen = ids.all()
+    assert set(seen) == set(range(3000))
+    assert job.runtime.error() is None
+
+
+class Echo:
+    def echo(self, x: int) -> int:
+        time.sleep(0.001)
+        return x
+
+
+class CallEcho(MapFunction):
+    def execute(self, x: int) -> int:
+        return self.call_service["echo"].echo(x)
+
+
+def test_a_killed_service_replica_is_restarted_and_calls_keep_answering(remote, written) -> None:
+    make_sink, read = written
+    env = remote("replica", config={"job": {"batch_size": 8}})
+    env.register_service("echo", Echo)
+    env.from_batch(list(range(1500))).map(CallEcho).rebalance().sink(make_sink())
+    job = env.submit(autostop=False)
+    wait_until(lambda: len(read()) >= 200)
+    (host,) = env.services.service("echo").replica_actors().values()
+    ray.kill(host, no_restart=False)
+    assert job.wait(timeout=300) == "completed"
+    assert sorted(read()) == list(range(1500))
+    assert job.summary()["services"]["echo"]["errors"] == 0
+
+
+class Slow(SinkFunction):
+    def execute(self, record: int) -> None:
+        time.sleep(0.01)
+
+
+def test_the_window_bounds_batches_in_flight_behind_a_slow_sink(remote) -> None:
+    env = remote("pressure", config={"job": {"batch_size": 8, "queue_size": 2}})
+    env.from_batch(list(range(20_000))).map(lambda x: x).rebalance().sink(Slow)
+    job = env.submit(autostop=False)
+    wait_until(lambda: job.summary()["operators"]["sink_3"]["in"] > 0)
+    time.sleep(2.0)
+    emitted = job.summary()["operators"]["source_1"]["out"]
+    job.stop(timeout=120)
+    # window 2 between the two tasks: the source is at most a few batches ahead of the sink
+    consumed = job.summary()["operators"]["sink_3"]["in"]
+    assert emitted - consumed <= 8 * 8, (emitted, consumed)
+
+
+def test_a_generator_source_cannot_be_shipped_and_the_error_says_what_to_pass(remote) -> None:
+    env = remote("generator")
+    env.from_batch(x for x in range(3)).sink(lambda x: None)
+    with pytest.raises(TypeError, match="pass from_batch a list"):
+        env.submit()
+
+
+def test_task_resources_naming_no_operator_is_a_config_error(remote) -> None:
+    env = remote("unknown", task_resources={"embed": {"num_cpus": 1}})
+    env.from_batch([1]).map(lambda x: x, name="encode").sink(lambda x: None)
+    with pytest.raises(ConfigError, match="task_resources: no operator named 'embed'; operators: source_1, encode_2, sink_3"):
+        env.submit()

@@ -43,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "BackendUnavailable": "sage_core.services.specs",
     # services
     "batchable": "sage_core.services.batching",
+    "ReadWriteLock": "sage_core.services.locks",
     "ServiceError": "sage_core.services.errors",
     "ServiceTimeout": "sage_core.services.errors",
     "Hit": "sage_core.services.contracts",

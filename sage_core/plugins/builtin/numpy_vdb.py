@@ -11,16 +11,14 @@ JSON header, written atomically (temporary file + rename) and read without pickl
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 import zipfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from sage_core import BackendSpec, BackendUnavailable, Hit, batchable, hookimpl
+from sage_core import BackendSpec, BackendUnavailable, Hit, ReadWriteLock, batchable, hookimpl
 from sage_core.plugins.builtin._files import atomic_write
 
 METRICS = ("cosine", "ip", "l2")
@@ -61,7 +59,7 @@ class NumpyVectorStore:
         self.dim: int | None = dim
         self.metric = metric
         self.path = path
-        self._lock = _ReadWriteLock()
+        self._lock = ReadWriteLock()
         self._vectors = np.empty((0, dim or 0), dtype=np.float32)
         self._aux = np.empty(0, dtype=np.float32)  # 1/|x| (cosine) or |x|² (l2) per row
         self._ids: list[str] = []
@@ -381,47 +379,6 @@ def _read_store_file(path: str) -> tuple[np.ndarray, list[str], dict[str, Any]]:
         msg = f"load: {path} contains NaN or infinite vectors"
         raise ValueError(msg)
     return vectors, ids, header
-
-
-class _ReadWriteLock:
-    """Many readers or one writer; waiting writers block new readers."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writer = False
-        self._writers_waiting = 0
-
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        """Hold the lock shared with other readers."""
-        with self._cond:
-            while self._writer or self._writers_waiting:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
-
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        """Hold the lock alone."""
-        with self._cond:
-            self._writers_waiting += 1
-            while self._writer or self._readers:
-                self._cond.wait()
-            self._writers_waiting -= 1
-            self._writer = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
 
 
 __all__ = ["METRICS", "NumpyVectorStore", "sage_backends"]

@@ -180,7 +180,7 @@ class FaissEngine:
         mask = np.zeros(table.rows, dtype=bool)
         mask[rows] = True
         bits = np.packbits(mask, bitorder="little")
-        selector = faiss.IDSelectorBitmap(table.rows, faiss.swig_ptr(bits))
+        selector = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))  # n counts bytes
         assert self.index is not None and self._selector_params is not None
         params = self._selector_params(selector)
         self.calls += 1

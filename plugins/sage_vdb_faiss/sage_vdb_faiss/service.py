@@ -28,6 +28,7 @@ from sage_vdb_faiss.engine import FaissEngine
 from sage_vdb_faiss.inputs import as_filter, as_ids, as_lookup_ids, as_matrix, as_metadata, as_top_k
 from sage_vdb_faiss.metadata import MetadataIndex
 from sage_vdb_faiss.persistence import read_store, write_store
+from sage_vdb_faiss.results import OverlappedSearch, to_hits
 from sage_vdb_faiss.table import VectorTable
 
 
@@ -52,6 +53,7 @@ class VDBService:
         self._engine: FaissEngine | None = None
         self._metadata = MetadataIndex()
         self._closed = False
+        self._overlap = OverlappedSearch(self.config.search_chunk_rows)
         self._searches = 0
         self._queries = 0
         if self.config.dim is not None:
@@ -150,10 +152,13 @@ class VDBService:
             if table is None or engine is None or len(matrix) == 0:
                 return [] if single else [[] for _ in range(len(matrix))]
             rows = None if wanted is None else self._metadata.match(wanted)
-            scores, found = engine.search(table, self._to_index_space(matrix)[0], k, rows)
+            hits = self._overlap.run(
+                self._to_index_space(matrix)[0],
+                lambda part: engine.search(table, part, k, rows),
+                lambda result: to_hits(table, result),
+            )
             self._searches += 1
             self._queries += len(matrix)
-            hits = [_hits(table, score_row, row_ids) for score_row, row_ids in zip(scores, found)]
         return hits[0] if single else hits
 
     def get(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:
@@ -256,6 +261,7 @@ class VDBService:
         with self._lock:
             if self._engine is not None:
                 self._engine.close()
+            self._overlap.close()
             self._closed = True
 
     # ------------------------------------------------------------------ internals
@@ -329,15 +335,3 @@ class VDBService:
             self._engine.close()
         self.config, self._table, self._engine, self._metadata = config, table, engine, metadata
         self.dim = None if table is None else table.dim
-
-
-def _hits(table: VectorTable, scores: np.ndarray, rows: np.ndarray) -> list[Hit]:
-    """Hits of one query; rows of -1 pad the end of a short list."""
-    ids, metadata = table.ids, table.metadata
-    out: list[Hit] = []
-    for row, score in zip(rows.tolist(), scores.tolist()):
-        if row < 0:
-            break
-        entry = metadata[row]
-        out.append(Hit(ids[row], score, dict(entry) if entry else {}))  # type: ignore[arg-type]
-    return out

@@ -1,8 +1,11 @@
 """Engine overhead: a pipeline of cheap functions against a plain Python loop calling the same ones.
 
 from_batch of N small dicts -> map -> filter keeping half -> map -> sink counting, on the local
-runtime; also with a keyby between the maps (no chaining) and with parallelism 2. Every figure is
-measured in this one run (best of --repeat). Prints one JSON line.
+runtime (``--runtime local``, the default) or on Ray (``--runtime ray``: a local Ray instance, each
+task an actor); also with a keyby between the maps (no chaining) and with parallelism 2. Every
+figure is measured in this one run (best of --repeat); a Ray run also measures the chained
+pipeline locally, and a Ray actor call round trip against a round trip to a thread. Timings
+include starting the job's tasks (threads, or actors). Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import queue
+import threading
 import time
 from typing import Any, Callable
 
-from sage_core import LocalEnvironment
+from sage_core import LocalEnvironment, RemoteEnvironment
 
 
 def enrich(record: dict) -> dict:
@@ -56,17 +61,53 @@ def plain_loop(data: list[dict]) -> int:
     return counter.count
 
 
-def pipeline(data: list[dict], *, keyed: bool = False, parallelism: int = 1, monitor: bool = False) -> int:
-    """The same work as a SAGE pipeline on the local runtime."""
-    counter = Counter()
-    env = LocalEnvironment("engine-bench")
+def pipeline(
+    data: list[dict], *, keyed: bool = False, parallelism: int = 1, monitor: bool = False, runtime: str = "local"
+) -> int:
+    """The same work as a SAGE pipeline; returns how many records reached the sink."""
+    env = RemoteEnvironment("engine-bench") if runtime == "ray" else LocalEnvironment("engine-bench")
     stream = env.from_batch(data).map(enrich, parallelism=parallelism)
     if keyed:
         stream = stream.keyby(by_bucket)
-    stream.filter(keep_even, parallelism=parallelism).map(finish, parallelism=parallelism).sink(counter)
-    env.submit(autostop=True, monitor=monitor)
+    stream.filter(keep_even, parallelism=parallelism).map(finish, parallelism=parallelism).sink(Counter(), name="count")
+    job = env.submit(autostop=True, monitor=monitor)
     env.close()
-    return counter.count
+    return next(v["in"] for k, v in job.summary()["operators"].items() if k.startswith("count_"))
+
+
+def round_trips_us(calls: int = 2000) -> dict[str, float]:
+    """Mean round trip of a call to a Ray actor and of a request to a thread through two queues."""
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Echo:
+        def echo(self, value: Any) -> Any:
+            return value
+
+    actor = Echo.remote()
+    ray.get(actor.echo.remote(0))
+    began = time.perf_counter()
+    for i in range(calls):
+        ray.get(actor.echo.remote(i))
+    actor_us = (time.perf_counter() - began) / calls * 1e6
+    ray.kill(actor)
+    requests: queue.SimpleQueue = queue.SimpleQueue()
+    replies: queue.SimpleQueue = queue.SimpleQueue()
+
+    def serve() -> None:
+        while (value := requests.get()) is not None:
+            replies.put(value)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    began = time.perf_counter()
+    for i in range(calls):
+        requests.put(i)
+        replies.get()
+    thread_us = (time.perf_counter() - began) / calls * 1e6
+    requests.put(None)
+    thread.join()
+    return {"ray_actor_rtt_us": round(actor_us, 1), "thread_rtt_us": round(thread_us, 1)}
 
 
 def records_per_s(run: Callable[[], int], n: int, repeat: int, expected: int) -> float:
@@ -87,21 +128,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=500_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--runtime", choices=("local", "ray"), default="local", help="where the pipelines run")
     parser.add_argument("--monitor", action="store_true", help="also measure with monitoring on")
     args = parser.parse_args()
     data = [{"id": i} for i in range(args.n)]
     expected = plain_loop(data)
-    figures: dict[str, Any] = {"n": args.n, "machine": f"{platform.machine()} {platform.processor() or ''}".strip()}
+    runtime = args.runtime
+    figures: dict[str, Any] = {
+        "n": args.n,
+        "runtime": runtime,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+    }
+
+    if runtime == "ray":
+        RemoteEnvironment("engine-bench-connect").close()  # start Ray outside the timed runs
+
+    def rps(**variant: Any) -> float:
+        return records_per_s(lambda: pipeline(data, runtime=runtime, **variant), args.n, args.repeat, expected)
+
     figures["loop_rps"] = records_per_s(lambda: plain_loop(data), args.n, args.repeat, expected)
-    figures["chained_rps"] = records_per_s(lambda: pipeline(data), args.n, args.repeat, expected)
-    figures["keyed_rps"] = records_per_s(lambda: pipeline(data, keyed=True), args.n, args.repeat, expected)
-    figures["parallel2_rps"] = records_per_s(lambda: pipeline(data, parallelism=2), args.n, args.repeat, expected)
+    figures["chained_rps"] = rps()
+    figures["keyed_rps"] = rps(keyed=True)
+    figures["parallel2_rps"] = rps(parallelism=2)
     if args.monitor:
-        figures["monitored_rps"] = records_per_s(lambda: pipeline(data, monitor=True), args.n, args.repeat, expected)
+        figures["monitored_rps"] = rps(monitor=True)
         figures["monitor_overhead"] = round(1 - figures["monitored_rps"] / figures["chained_rps"], 4)
     figures["chained_ratio"] = round(figures["chained_rps"] / figures["loop_rps"], 4)
     figures["keyed_ratio"] = round(figures["keyed_rps"] / figures["loop_rps"], 4)
-    for key in ("loop_rps", "chained_rps", "keyed_rps", "parallel2_rps", "monitored_rps"):
+    if runtime == "ray":
+        figures["local_chained_rps"] = records_per_s(lambda: pipeline(data), args.n, args.repeat, expected)
+        figures["ray_vs_local_chained"] = round(figures["chained_rps"] / figures["local_chained_rps"], 4)
+        figures.update(round_trips_us())
+    for key in ("loop_rps", "chained_rps", "keyed_rps", "parallel2_rps", "monitored_rps", "local_chained_rps"):
         if key in figures:
             figures[key] = round(figures[key])
     print(json.dumps(figures))

@@ -2,8 +2,8 @@
 
 ::
 
-    env = RemoteEnvironment("rag")                          # a local Ray instance
-    env = RemoteEnvironment("rag", address="ray://head:10001")  # or join a cluster
+    env = RemoteEnvironment("rag")                            # a local Ray instance
+    env = RemoteEnvironment("rag", address="10.0.0.5:6379")   # or join a cluster
     env.register_service("vdb", kind="vdb", backend="numpy", options={"dim": 384},
                          replicas=2, resources={"num_cpus": 1, "custom": {"node_a": 1}})
     env.from_batch(questions).map(Embed).map(Retrieve).sink(Print)
@@ -38,7 +38,8 @@ class RemoteEnvironment(BaseEnvironment):
     """Runs the pipeline on Ray: one actor per physical task, one per service replica.
 
     ``address``: ``None`` starts a local Ray instance (or reuses this process's connection), a
-    cluster address joins it. ``ray_init``: extra ``ray.init`` keywords. ``task_resources``: what
+    cluster address joins it (``"auto"``: the cluster ``ray start`` began on this machine; a
+    cluster started with ``RAY_AUTH_MODE=disabled`` needs the same variable in this process). ``ray_init``: extra ``ray.init`` keywords. ``task_resources``: what
     the task actors of an operator reserve, by operator name or id (``num_cpus``, ``num_gpus``,
     ``custom``). ``max_restarts``: how often Ray restarts a crashed task or replica actor.
     ``window``: unacknowledged batches per channel (default: the job's ``queue_size``, at most 16).
@@ -67,6 +68,12 @@ class RemoteEnvironment(BaseEnvironment):
         self.services = ServiceManager(job_name=name, service_factory=self._ray_service)
         if loaded.services:
             self.services.register_config({k: v.model_dump() for k, v in loaded.services.items()})
+
+    def close(self) -> None:
+        """Stop running jobs, end their task actors, close every service (Ray stays connected)."""
+        super().close()
+        for job in self.jobs:
+            job.runtime.release()  # type: ignore[attr-defined]
 
     def _ray_service(self, name: str, config: ServiceConfig) -> Any:
         from sage_core.runtime.ray.services import RayService

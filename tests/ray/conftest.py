@@ -40,13 +40,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[Any]:
-    """Two Ray nodes on 127.0.0.1, one CPU each: ``node_a`` (the head) and ``node_b``; the driver joins."""
+    """Two Ray nodes on 127.0.0.1, one CPU each: ``node_a`` (the head, with the machine's GPUs) and
+    ``node_b``; the driver joins."""
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
+    from sage_core.services.devices import gpu_count
+
     common = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "object_store_memory": NODE_OBJECT_STORE_BYTES}
     cluster = Cluster()
-    cluster.add_node(resources={"node_a": 8}, include_dashboard=False, **common)
+    cluster.add_node(resources={"node_a": 8}, num_gpus=gpu_count(), include_dashboard=False, **common)
     cluster.add_node(resources={"node_b": 8}, **common)
     ray.init(address=cluster.address, logging_level="WARNING")
     yield cluster

@@ -199,3 +199,37 @@ def test_a_channel_delivers_batches_in_the_order_they_were_sent(environment, wri
     env.from_batch(list(range(600))).map(lambda x: x).rebalance().map(lambda x: x).sink(make_sink())
     env.submit()
     assert read() == list(range(600))
+
+
+class Tokens:
+    """A service with a streaming method."""
+
+    def tokens(self, n: int) -> Any:
+        for i in range(n):
+            yield f"t{i}"
+
+
+class Stream(MapFunction):
+    def execute(self, n: int) -> list:
+        streamed = list(self.call_service["gen"].tokens(n))
+        collected = self.call_service_async["gen"].tokens(n).result()
+        return [streamed, collected]
+
+
+def test_streaming_methods_yield_items_and_async_calls_collect_them(environment, written) -> None:
+    make_sink, read = written
+    env = environment("streams")
+    env.register_service("gen", Tokens)
+    env.from_batch([1, 3]).map(Stream).sink(make_sink())
+    env.submit()
+    assert read() == [[["t0"], ["t0"]], [["t0", "t1", "t2"], ["t0", "t1", "t2"]]]
+
+
+def test_a_service_failure_reaches_the_job_as_the_service_error(environment) -> None:
+    env = environment("service-error")
+    env.register_service("svc", Flaky)
+    env.from_batch([1]).map(Ask).sink(lambda x: None)
+    with pytest.raises(JobFailed) as failure:
+        env.submit()
+    assert "service 'svc': answer() failed on backend Flaky: RuntimeError: primary down" in str(failure.value)
+    assert type(failure.value.cause).__name__ == "ServiceError" and failure.value.cause.service == "svc"

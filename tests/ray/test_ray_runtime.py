@@ -91,6 +91,20 @@ def test_a_killed_map_task_is_restarted_and_every_record_arrives_at_least_once(r
     assert job.runtime.error() is None
 
 
+def test_a_killed_source_task_restarts_from_its_large_input(remote) -> None:
+    env = remote("source-restart", config={"job": {"batch_size": 16}})
+    env.register_service("ids", Ids)
+    records = [{"id": i, "pad": "x" * 100} for i in range(3000)]  # over 100 KiB: kept in the object store
+    env.from_batch(records).map(lambda r: slow_identity(r["id"]), name="slow").rebalance().sink(RecordIds)
+    job = env.submit(autostop=False)
+    ids = env.services.sync["ids"]
+    wait_until(lambda: ids.count() >= 300)
+    ray.kill(job.runtime.actors["source_1+slow_2#0"], no_restart=False)
+    assert job.wait(timeout=300) == "completed"
+    assert set(ids.all()) == set(range(3000))
+    assert job.runtime.placement()["source_1+slow_2#0"]["restarted"]
+
+
 class Echo:
     def echo(self, x: int) -> int:
         time.sleep(0.001)
@@ -146,3 +160,28 @@ def test_task_resources_naming_no_operator_is_a_config_error(remote) -> None:
     env.from_batch([1]).map(lambda x: x, name="encode").sink(lambda x: None)
     with pytest.raises(ConfigError, match="task_resources: no operator named 'embed'; operators: source_1, encode_2, sink_3"):
         env.submit()
+
+
+class DeviceProbe:
+    """Reports the device it was created for and the GPUs Ray let its process see."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = device
+
+    def where(self) -> list:
+        import os
+
+        return [self.device, os.environ.get("CUDA_VISIBLE_DEVICES")]
+
+
+@pytest.mark.gpu
+def test_a_replica_reserving_a_gpu_gets_one_and_runs_on_cuda(remote) -> None:
+    from sage_core.services.devices import gpu_count
+
+    if gpu_count() == 0:
+        pytest.skip("no NVIDIA GPU visible (nvidia-smi, CUDA_VISIBLE_DEVICES)")
+    env = remote("gpu")
+    env.register_service("probe", DeviceProbe, device="cuda", resources={"num_gpus": 1})
+    device, visible = env.services.sync["probe"].where()
+    assert device == "cuda:0"
+    assert visible is not None and len(visible.split(",")) == 1

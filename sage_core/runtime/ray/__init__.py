@@ -22,9 +22,11 @@ Delivery guarantee: **at-least-once**, per record, across actor crashes.
   are passed again, and a restarted source task starts its input from the beginning. Sinks
   that must not see a record twice should be idempotent (keyed by a record id).
 * Order: a channel delivers batches in the order they were sent, until a task on it restarts;
-  records re-sent after a restart may arrive out of order. State kept in functions (keyed
-  state, counters) and in service replicas is not checkpointed: a restarted actor starts empty,
-  and its figures in ``job.summary()`` count from its restart.
+  records re-sent after a restart may arrive out of order.
+* State is not checkpointed: a restarted actor starts empty. The guarantee covers records, not
+  state built from them: a restarted join has forgotten the records it held (pairs with them
+  are missed), a function's counters restart from zero, a restarted replica of a store holds
+  no data. The restarted task's figures in ``job.summary()`` count from its restart.
 * A job fails (as locally) when a record fails under the ``fail`` policy or an actor runs out of
   restarts; records of a failed job are not retried.
 """

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 import ray
+from ray import cloudpickle
 
 from sage_core.api.functions import RuntimeContext
 from sage_core.compiler.logical import OperatorSpec, Partitioning
@@ -25,6 +26,10 @@ from sage_core.runtime.records import DeadLetter, OperatorStats
 
 STATS_TIMEOUT_S = 10.0
 """How long a live metrics read waits for the task actors."""
+
+INLINE_BYTES = 100 * 1024
+"""Larger task setups (a source's data, big functions) go to the object store, referenced by the runtime
+for the job's life: Ray rebuilds a restarted actor from its constructor arguments."""
 
 
 class RayRuntime:
@@ -49,6 +54,7 @@ class RayRuntime:
         self._runs: dict[ray.ObjectRef, str] = {}
         self._final: dict[str, dict[str, OperatorStats]] = {}
         self._placement: dict[str, dict[str, Any]] = {}
+        self._setups: list[ray.ObjectRef] = []
         self._error: BaseException | None = None
         self._lock = threading.RLock()
         self._released = False
@@ -73,7 +79,11 @@ class RayRuntime:
                     upstream, keyed, outputs, batch_size, window,
                 )
                 names[task_id] = f"sage/{graph_name}/{run}/{task_id}"
-                self.actors[task_id] = _create(task_id, setup, {**options, "name": names[task_id]})
+                blob: Any = _serialize(task_id, setup)
+                if len(blob) > INLINE_BYTES:  # held here so that Ray can restart the actor from it
+                    blob = ray.put(blob)
+                    self._setups.append(blob)
+                self.actors[task_id] = RemoteTaskActor.options(**options, name=names[task_id]).remote(blob)
                 if not inputs:
                     self._sources.append(task_id)
 
@@ -171,11 +181,17 @@ class RayRuntime:
         for task in self._runs.values():
             self.actors[task].abort.remote()
 
+    def release(self) -> None:
+        """End every task actor now (the job's end does it; ``env.close()`` does it for jobs left running)."""
+        with self._lock:
+            self._release()
+
     def _release(self) -> None:
         if not self._released:
             self._released = True
             for actor in self.actors.values():
                 ray.kill(actor)
+            self._setups.clear()
 
 
 def deliver_dead_letters(errors: ErrorPolicy, letters: list[DeadLetter]) -> None:
@@ -187,16 +203,15 @@ def deliver_dead_letters(errors: ErrorPolicy, letters: list[DeadLetter]) -> None
             sink(letter)
 
 
-def _create(task_id: str, setup: TaskSetup, options: dict[str, Any]) -> Any:
+def _serialize(task_id: str, setup: TaskSetup) -> bytes:
+    """The setup as bytes; an error naming the task and the fix when something will not pickle."""
     try:
-        return RemoteTaskActor.options(**options).remote(setup)
-    except (TypeError, ValueError, AttributeError) as exc:
-        if "pickle" not in str(exc).lower() and "serializ" not in str(exc).lower():
-            raise
+        return cloudpickle.dumps(setup)
+    except Exception as exc:
         msg = (
-            f"task {task_id}: its functions or data cannot be sent to a Ray actor ({exc}). "
+            f"task {task_id}: its functions or data cannot be sent to a Ray actor ({type(exc).__name__}: {exc}). "
             "On Ray, pass from_batch a list (not a generator) or a BatchFunction, and keep what "
-            "functions capture picklable (no open files, locks or sockets)."
+            "functions hold picklable (no open files, locks or sockets; create those in open())."
         )
         raise TypeError(msg) from exc
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import ray
+from ray import cloudpickle
 
 from sage_core.api.functions import RuntimeContext
 from sage_core.compiler.logical import OperatorSpec, Partitioning
@@ -92,7 +93,9 @@ class TaskSetup:
 class TaskActor:
     """Hosts one task; the driver calls ``run`` once and reads ``stats`` while it runs."""
 
-    def __init__(self, setup: TaskSetup) -> None:
+    def __init__(self, serialized: bytes) -> None:
+        """``serialized``: the :class:`TaskSetup`, pickled by the driver (which reports what will not pickle)."""
+        setup: TaskSetup = cloudpickle.loads(serialized)
         self.task_id = setup.task_id
         self.incarnation = uuid.uuid4().hex[:12]
         self.restarted = was_restarted()

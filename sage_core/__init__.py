@@ -44,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     # services
     "batchable": "sage_core.services.batching",
     "ReadWriteLock": "sage_core.services.locks",
+    "MetadataIndex": "sage_core.services.metadata_index",
     "ServiceError": "sage_core.services.errors",
     "ServiceTimeout": "sage_core.services.errors",
     "Hit": "sage_core.services.contracts",

@@ -2,7 +2,9 @@
 
 Brute-force search: one matrix product per block of queries and ``argpartition`` for the top k,
 so a batch of queries (the service layer stacks concurrent callers, see ``@batchable``) costs
-little more than one. Options: ``dim`` (learnt from the first add when omitted), ``metric``
+little more than one. A metadata filter is answered by an inverted index
+(:class:`sage_core.MetadataIndex`) kept in step with every write, so a selective filter scores only
+its matching rows. Options: ``dim`` (learnt from the first add when omitted), ``metric``
 (``cosine``, ``ip`` or ``l2``; scores are higher-is-closer, ``l2`` gives ``-distance²``) and
 ``path`` (loaded at start when the file exists, saved on close). Files are ``.npz`` archives with a
 JSON header, written atomically (temporary file + rename) and read without pickle.
@@ -18,7 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from sage_core import BackendSpec, BackendUnavailable, Hit, ReadWriteLock, batchable, hookimpl
+from sage_core import BackendSpec, BackendUnavailable, Hit, MetadataIndex, ReadWriteLock, batchable, hookimpl
 from sage_core.plugins.builtin._files import atomic_write
 
 METRICS = ("cosine", "ip", "l2")
@@ -65,6 +67,7 @@ class NumpyVectorStore:
         self._ids: list[str] = []
         self._rows: dict[str, int] = {}
         self._meta: list[dict[str, Any]] = []
+        self._index = MetadataIndex()  # metadata filter: field -> value -> rows
         self._n = 0
         self._closed = False
         if path and Path(path).exists():
@@ -109,7 +112,9 @@ class NumpyVectorStore:
                 if row is not None:
                     self._vectors[row] = matrix[j]
                     self._aux[row] = self._row_aux(matrix[j : j + 1])[0]
+                    self._index.remove(row, self._meta[row])
                     self._meta[row] = metas[j]
+                    self._index.add(row, metas[j])
             if fresh:
                 self._append(matrix[fresh], [ids[j] for j in fresh], [metas[j] for j in fresh])
         return ids
@@ -124,12 +129,15 @@ class NumpyVectorStore:
                 if row is None:
                     continue
                 last = self._n - 1
+                self._index.remove(row, self._meta[row])
                 if row != last:  # move the last row into the hole
                     self._vectors[row] = self._vectors[last]
                     self._aux[row] = self._aux[last]
                     self._ids[row] = self._ids[last]
                     self._meta[row] = self._meta[last]
                     self._rows[self._ids[row]] = row
+                    self._index.remove(last, self._meta[row])
+                    self._index.add(row, self._meta[row])
                 self._ids.pop()
                 self._meta.pop()
                 self._n = last
@@ -203,6 +211,7 @@ class NumpyVectorStore:
             self._vectors = np.empty((0, vectors.shape[1]), dtype=np.float32)
             self._aux = np.empty(0, dtype=np.float32)
             self._ids, self._rows, self._meta, self._n = [], {}, [], 0
+            self._index = MetadataIndex()
             self._append(vectors, ids, [dict(m) for m in header["metadata"]])
 
     def close(self) -> None:
@@ -244,8 +253,9 @@ class NumpyVectorStore:
             self._vectors, self._aux = vectors, aux
         self._vectors[self._n : need] = matrix
         self._aux[self._n : need] = self._row_aux(matrix)
-        for offset, key in enumerate(ids):
+        for offset, (key, meta) in enumerate(zip(ids, metas)):
             self._rows[key] = self._n + offset
+            self._index.add(self._n + offset, meta)
         self._ids.extend(ids)
         self._meta.extend(metas)
         self._n = need
@@ -254,11 +264,7 @@ class NumpyVectorStore:
         if not isinstance(filter, Mapping):
             msg = f"search: filter must be a mapping of metadata key to value(s), got {type(filter).__name__}"
             raise ValueError(msg)
-        wanted = [(k, v if isinstance(v, (list, tuple, set)) else (v,)) for k, v in filter.items()]
-        return np.fromiter(
-            (r for r in range(self._n) if all(k in self._meta[r] and self._meta[r][k] in vs for k, vs in wanted)),
-            dtype=np.int64,
-        )
+        return self._index.match(filter)
 
     def _search_rows(self, queries: np.ndarray, top_k: int, rows: np.ndarray | None) -> list[list[Hit]]:
         candidates = self._n if rows is None else len(rows)

@@ -26,7 +26,7 @@ KINDS: tuple[ServiceKind, ...] = (
         "memory",
         Memory,
         "long-term memory over KV, vector and graph stores",
-        write_methods=("store_memory", "update", "delete", "link", "clear_session"),
+        write_methods=("store_memory", "store_memories", "update", "delete", "link", "clear_session"),
     ),
 )
 

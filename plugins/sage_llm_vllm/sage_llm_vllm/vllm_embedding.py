@@ -8,7 +8,10 @@ share vLLM's continuous batching. The default model is all-MiniLM-L6-v2 from ``g
 from __future__ import annotations
 
 import asyncio
+import inspect
+import json
 import os
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -39,6 +42,7 @@ class VLLMEmbedder(EngineBackend):
         enforce_eager: bool = False,
         max_num_seqs: int | None = None,
         max_num_batched_tokens: int | None = None,
+        log_stats: bool = False,
         engine_args: Mapping[str, Any] | None = None,
         start_timeout_s: float = 900.0,
     ) -> None:
@@ -52,13 +56,13 @@ class VLLMEmbedder(EngineBackend):
             enforce_eager=enforce_eager,
             max_num_seqs=max_num_seqs,
             max_num_batched_tokens=max_num_batched_tokens,
+            log_stats=log_stats,
             engine_args=dict(engine_args or {}),
         )
         super().__init__(settings, start_timeout_s=start_timeout_s, runner="pooling")
         self.model = path
-        probe = self._loop.run_sync(self._vector(self._encode("dimension probe")))
-        self.dim = int(probe.shape[0])
-        """Output dimension, read from the model's first embedding."""
+        self.dim = embedding_dim(Path(path))
+        """Output dimension, from the model's files (a sentence-transformers Dense layer, else the hidden size)."""
 
     async def embed(self, texts: Sequence[str] | str) -> np.ndarray:
         """One L2-normalised float32 row per text (a ``str`` alone gives one 1-D vector)."""
@@ -76,7 +80,11 @@ class VLLMEmbedder(EngineBackend):
 
     async def _vectors(self, encoded: list[list[int]]) -> np.ndarray:
         vectors = await asyncio.gather(*(self._vector(ids) for ids in encoded))
-        return normalised(np.stack(vectors).astype(np.float32))
+        rows = normalised(np.stack(vectors).astype(np.float32))
+        if rows.shape[1] != self.dim:
+            msg = f"{WHERE}: the engine returned {rows.shape[1]}-dim vectors, the model's files say {self.dim}"
+            raise RuntimeError(msg)
+        return rows
 
     async def _vector(self, ids: list[int]) -> np.ndarray:
         final = None
@@ -84,6 +92,33 @@ class VLLMEmbedder(EngineBackend):
             final = output
         data = final.outputs.data
         return np.asarray(data.float().numpy() if hasattr(data, "numpy") else data, dtype=np.float32)
+
+
+async def start_embedding_service(device: str = "auto", **options: Any) -> VLLMEmbedder:
+    """Start a :class:`VLLMEmbedder` on the running event loop (the plugin's registered factory)."""
+    return VLLMEmbedder(device, **options)
+
+
+start_embedding_service.__signature__ = inspect.signature(VLLMEmbedder)  # type: ignore[attr-defined]
+
+
+def embedding_dim(model: Path) -> int:
+    """The dimension a (sentence-transformers) model directory produces.
+
+    The last ``Dense`` module's ``out_features`` when ``modules.json`` lists one, else the
+    transformer's hidden size from ``config.json``.
+    """
+    modules = model / "modules.json"
+    if modules.is_file():
+        for module in reversed(json.loads(modules.read_text())):
+            if str(module.get("type", "")).endswith("Dense"):
+                return int(json.loads((model / module["path"] / "config.json").read_text())["out_features"])
+    config = json.loads((model / "config.json").read_text())
+    for key in ("hidden_size", "d_model", "dim"):
+        if key in config:
+            return int(config[key])
+    msg = f"{WHERE}: cannot tell the embedding size of {str(model)!r} (no hidden_size in config.json)"
+    raise ValueError(msg)
 
 
 def _embed_params() -> Any:
@@ -95,4 +130,4 @@ def _embed_params() -> Any:
         return PoolingParams()
 
 
-__all__ = ["VLLMEmbedder"]
+__all__ = ["VLLMEmbedder", "embedding_dim", "start_embedding_service"]

@@ -24,6 +24,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the rag package beside this script
@@ -110,8 +111,11 @@ def quiet_logs(verbose: bool) -> None:
     if verbose:
         logging.basicConfig(level=logging.INFO)
         return
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' "Loading weights" bars
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")  # the engine's child processes
+    warnings.filterwarnings("ignore", category=FutureWarning)
     logging.basicConfig(level=logging.WARNING)
 
 

@@ -29,6 +29,7 @@ sys.path.insert(0, str(EXAMPLES))
 
 from sage_core import Completion, LocalEnvironment  # noqa: E402
 
+from rag.compare import compare_runs  # noqa: E402
 from rag.corpus import CORPUS_DIR, load_passages, load_questions  # noqa: E402
 from rag.ingest import ingest  # noqa: E402
 from rag.pipeline import Exchange, build_answering  # noqa: E402
@@ -191,6 +192,27 @@ def test_pipeline_answers_every_question_with_sources_and_stores_each_exchange()
     for exchange in collector.exchanges:
         assert stored[exchange.question.id]["answer"] == exchange.answer
         assert stored[exchange.question.id]["sources"] == exchange.source_ids
+
+
+# ---------------------------------------------------------------------- comparing runs
+
+
+def _run(*rows: tuple[str, list[str], list[float]]) -> dict[str, Any]:
+    return {"questions": [{"id": qid, "sources": sources, "scores": scores} for qid, sources, scores in rows]}
+
+
+def test_runs_with_equal_source_sets_in_any_order_have_no_difference() -> None:
+    first = _run(("q01", ["a", "b", "c"], [0.9, 0.8, 0.7]))
+    second = _run(("q01", ["b", "a", "c"], [0.91, 0.90, 0.7]))
+    assert compare_runs(first, second) == []
+
+
+def test_a_swap_at_the_cutoff_within_eps_is_a_near_tie_and_a_swap_above_it_is_not() -> None:
+    first = _run(("q01", ["a", "b", "c"], [0.9, 0.8, 0.700]), ("q02", ["a", "b", "c"], [0.9, 0.8, 0.7]))
+    second = _run(("q01", ["a", "b", "d"], [0.9, 0.8, 0.701]), ("q02", ["d", "b", "c"], [0.9, 0.8, 0.7]))
+    near, far = compare_runs(first, second, tie_eps=0.01)
+    assert (near.question_id, near.only_first, near.only_second, near.near_tie) == ("q01", {"c": 0.7}, {"d": 0.701}, True)
+    assert (far.question_id, far.near_tie) == ("q02", False)
 
 
 # ---------------------------------------------------------------------- end to end

@@ -59,6 +59,16 @@ def connect(address: str | None = None, init_options: Mapping[str, Any] | None =
     return ray
 
 
+def threads_block_not_the_loop() -> None:
+    """In an actor of ours: turn off Ray's warning about blocking ``ray.get`` in an async actor.
+
+    Ray warns on any ``ray.get`` in an async actor's process (its own streaming generators call
+    one at their end). Ours block only on threads of their own, never on the event loop, and
+    each actor has its process to itself, so the variable changes nothing else.
+    """
+    os.environ["RAY_WARN_BLOCKING_GET_INSIDE_ASYNC"] = "0"
+
+
 def _prefer_loopback() -> None:
     """Bind a local instance to 127.0.0.1 (Ray otherwise binds the machine's routable address).
 
@@ -69,4 +79,4 @@ def _prefer_loopback() -> None:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
-__all__ = ["RAY_MISSING", "connect", "import_ray", "local_init_options"]
+__all__ = ["RAY_MISSING", "connect", "import_ray", "local_init_options", "threads_block_not_the_loop"]

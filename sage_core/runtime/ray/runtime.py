@@ -28,8 +28,7 @@ STATS_TIMEOUT_S = 10.0
 """How long a live metrics read waits for the task actors."""
 
 INLINE_BYTES = 100 * 1024
-"""Larger task setups (a source's data, big functions) go to the object store, referenced by the runtime
-for the job's life: Ray rebuilds a restarted actor from its constructor arguments."""
+"""Larger task setups (a source's data, big functions) go to the object store once, by reference."""
 
 
 class RayRuntime:
@@ -54,7 +53,8 @@ class RayRuntime:
         self._runs: dict[ray.ObjectRef, str] = {}
         self._final: dict[str, dict[str, OperatorStats]] = {}
         self._placement: dict[str, dict[str, Any]] = {}
-        self._setups: list[ray.ObjectRef] = []
+        self._setups: dict[str, Any] = {}
+        """Each task's pickled setup (an ObjectRef when large), kept for ``run`` retries after restarts."""
         self._error: BaseException | None = None
         self._lock = threading.RLock()
         self._released = False
@@ -80,17 +80,15 @@ class RayRuntime:
                 )
                 names[task_id] = f"sage/{graph_name}/{run}/{task_id}"
                 blob: Any = _serialize(task_id, setup)
-                if len(blob) > INLINE_BYTES:  # held here so that Ray can restart the actor from it
-                    blob = ray.put(blob)
-                    self._setups.append(blob)
-                self.actors[task_id] = RemoteTaskActor.options(**options, name=names[task_id]).remote(blob)
+                self._setups[task_id] = ray.put(blob) if len(blob) > INLINE_BYTES else blob
+                self.actors[task_id] = RemoteTaskActor.options(**options, name=names[task_id]).remote(task_id)
                 if not inputs:
                     self._sources.append(task_id)
 
     def start(self) -> None:
         """Call ``run`` on every task actor."""
         with self._lock:
-            self._runs = {actor.run.remote(): task for task, actor in self.actors.items()}
+            self._runs = {actor.run.remote(self._setups[task]): task for task, actor in self.actors.items()}
 
     def stop(self) -> None:
         """Sources stop producing; what is in flight drains."""
@@ -136,7 +134,7 @@ class RayRuntime:
                 per_task.update(zip(live, ray.get(refs, timeout=STATS_TIMEOUT_S)))
             except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError):
                 pass  # a restarting or busy actor: its figures appear on the next read
-        totals: dict[str, OperatorStats] = {}
+        totals = {op: OperatorStats() for chain in self.graph.chains.values() for op in chain.operators}
         for figures in per_task.values():
             for op_id, stats in figures.items():
                 totals.setdefault(op_id, OperatorStats()).add(stats)

@@ -20,14 +20,15 @@ from typing import Any, AsyncIterator, Callable, Sequence
 
 import ray
 
+from sage_core.runtime.ray.cluster import threads_block_not_the_loop
+from sage_core.runtime.ray.portable import portable_exception
+from sage_core.runtime.ray.replies import RemoteStream, Reply, answer, reply_future, stream_replies
 from sage_core.services.config import BatchConfig, ServiceConfig
 from sage_core.services.deadlines import DeadlineScheduler
 from sage_core.services.errors import ServiceClosed
 from sage_core.services.replica import Replica
 from sage_core.services.service import DEFAULT, Service
 from sage_core.services.specs import BackendSpec, ServiceKind
-from sage_core.runtime.ray.portable import portable_exception
-from sage_core.runtime.ray.replies import RemoteStream, Reply, answer, reply_future, stream_replies
 
 log = logging.getLogger("sage.services")
 
@@ -76,6 +77,7 @@ class ReplicaHost:
     """One replica in its own actor (with the resources its service asked for)."""
 
     def __init__(self, label: str, create: Callable[[], Any], workers: int, batch: BatchConfig | None, thread_name: str) -> None:
+        threads_block_not_the_loop()
         self.replica = Replica(label, create, workers=workers, batch=batch, thread_name=thread_name)
         self.started = self.replica.start()
         self.pool = ThreadPoolExecutor(STREAM_THREADS, thread_name_prefix=f"{thread_name}-stream")
@@ -226,6 +228,7 @@ class ServiceRouter:
 
     def __init__(self, name: str, config: ServiceConfig, plugins: PluginSnapshot, job_name: str, hosts: dict[str, str]) -> None:
         """``hosts``: actor name by replica label (names, not handles, keep the arguments inline)."""
+        threads_block_not_the_loop()
         self.deadlines = DeadlineScheduler(name=f"sage-{job_name}-{name}-deadlines")
         self.service = Service(
             name, config, plugins, job_name=job_name, deadlines=self.deadlines,  # type: ignore[arg-type]

@@ -19,14 +19,14 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import ray
 
 from sage_core.plugins.manager import PluginManager
+from sage_core.runtime.ray.replies import RemoteStream, reply_future
+from sage_core.runtime.ray.service_actors import PluginSnapshot, RemoteReplicaHost, RemoteServiceRouter
 from sage_core.services.chain import build_chain
 from sage_core.services.config import BatchConfig, ResourcesConfig, ServiceConfig
 from sage_core.services.errors import ServiceClosed, ServiceError, UnknownServiceError
 from sage_core.services.proxy import ServiceTable
 from sage_core.services.routing import failed
 from sage_core.services.service import DEFAULT
-from sage_core.runtime.ray.replies import RemoteStream, reply_future
-from sage_core.runtime.ray.service_actors import PluginSnapshot, RemoteReplicaHost, RemoteServiceRouter
 
 START_TIMEOUT_S = 600.0
 """How long starting a service may take (backends may load models)."""

@@ -26,6 +26,7 @@ from sage_core.compiler.physical import Chain
 from sage_core.runtime.chain import BoundChain
 from sage_core.runtime.errors import ErrorPolicy
 from sage_core.runtime.ray.channels import ChannelSender, InOrder, TaskAborted
+from sage_core.runtime.ray.cluster import threads_block_not_the_loop
 from sage_core.runtime.ray.portable import TaskFailure
 from sage_core.runtime.ray.services import RemoteServices
 from sage_core.runtime.ray.task_loop import Delivery, OutputChannel, TaskLoop
@@ -91,15 +92,75 @@ class TaskSetup:
 
 
 class TaskActor:
-    """Hosts one task; the driver calls ``run`` once and reads ``stats`` while it runs."""
+    """Hosts one task. The driver calls ``run`` once, with the task's setup, and reads ``stats``.
 
-    def __init__(self, serialized: bytes) -> None:
-        """``serialized``: the :class:`TaskSetup`, pickled by the driver (which reports what will not pickle)."""
-        setup: TaskSetup = cloudpickle.loads(serialized)
-        self.task_id = setup.task_id
+    The setup travels with ``run``, not with the constructor: Ray re-sends an unanswered ``run``
+    to a restarted actor with the same argument, held by the driver for the job's life (large
+    setups live in the object store, where Ray warns about constructor arguments).
+    """
+
+    def __init__(self, task_id: str) -> None:
+        threads_block_not_the_loop()
+        self.task_id = task_id
         self.incarnation = uuid.uuid4().hex[:12]
         self.restarted = was_restarted()
         self.node_id = ray.get_runtime_context().get_node_id()
+        self.order = InOrder(enabled=not self.restarted)
+        self.loop: TaskLoop | None = None
+        self.errors: ErrorPolicy | None = None
+        self._ready = asyncio.Event()
+        self._stop = self._abort = False
+
+    async def run(self, serialized: bytes) -> TaskOutcome:
+        """Build the task from ``serialized`` (its pickled :class:`TaskSetup`), run it, wait for its end."""
+        loop = self.loop or self._build(cloudpickle.loads(serialized))
+        failure = await asyncio.wrap_future(loop.finished)
+        captured = None
+        if failure is not None and not isinstance(failure, TaskAborted) and not loop.abort.is_set():
+            captured = TaskFailure.capture(self.task_id, failure)
+        letters = list(self.errors.dead_letters) if self.errors else []
+        return TaskOutcome(captured, loop.chain.stats(), letters, await self.placement())
+
+    async def push(self, task: str, incarnation: str, seq: int, slot: int, batch: Any) -> None:
+        """Deliver a batch from upstream; returns once it is processed and its pushes acknowledged."""
+        if not self._ready.is_set():
+            await self._ready.wait()
+        assert self.loop is not None and self.loop.inbox is not None
+        key = (task, incarnation, slot)
+        await self.order.turn(key, seq)
+        ack: Future = Future()
+        self.loop.inbox.put(Delivery(task, slot, batch, ack))
+        self.order.handed_over(key, seq)
+        pushes = await asyncio.wrap_future(ack)
+        if pushes:
+            await asyncio.gather(*pushes)
+
+    async def stop(self) -> None:
+        """Sources stop producing; what is in flight drains."""
+        self._stop = True
+        if self.loop is not None:
+            self.loop.stop.set()
+
+    async def abort(self) -> None:
+        """End the task now (another task failed)."""
+        self._abort = True
+        if self.loop is not None:
+            self.loop.abort.set()
+
+    async def stats(self) -> dict[str, OperatorStats]:
+        """Figures per operator of this instance so far."""
+        return self.loop.chain.stats() if self.loop is not None else {}
+
+    async def queue_depth(self) -> int:
+        """Deliveries waiting in the inbox."""
+        return self.loop.inbox.qsize() if self.loop is not None and self.loop.inbox is not None else 0
+
+    async def placement(self) -> dict[str, Any]:
+        """Where this actor runs: node id, and whether Ray restarted it."""
+        return {"node_id": self.node_id, "restarted": self.restarted, "incarnation": self.incarnation}
+
+    def _build(self, setup: TaskSetup) -> TaskLoop:
+        """Bind the user's functions, connect the outputs, start the loop thread."""
         self.errors = ErrorPolicy(setup.error_policy)
         services, contexts = setup.services, setup.contexts
 
@@ -119,55 +180,14 @@ class TaskActor:
             )
             for out in setup.outputs
         ]
-        self.loop = TaskLoop(bound, setup.upstream, setup.keyed_slots, outputs, setup.batch_size)
-        self.order = InOrder(enabled=not self.restarted)
-        self._thread: threading.Thread | None = None
-
-    async def run(self) -> TaskOutcome:
-        """Start the task (if a push has not already) and wait until it ends."""
-        self._ensure_running()
-        failure = await asyncio.wrap_future(self.loop.finished)
-        captured = None
-        if failure is not None and not isinstance(failure, TaskAborted) and not self.loop.abort.is_set():
-            captured = TaskFailure.capture(self.task_id, failure)
-        return TaskOutcome(captured, self.loop.chain.stats(), list(self.errors.dead_letters), await self.placement())
-
-    async def push(self, task: str, incarnation: str, seq: int, slot: int, batch: Any) -> None:
-        """Deliver a batch from upstream; returns once it is processed and its pushes acknowledged."""
-        self._ensure_running()
-        key = (task, incarnation, slot)
-        await self.order.turn(key, seq)
-        ack: Future = Future()
-        self.loop.inbox.put(Delivery(task, slot, batch, ack))  # type: ignore[union-attr]
-        self.order.handed_over(key, seq)
-        pushes = await asyncio.wrap_future(ack)
-        if pushes:
-            await asyncio.gather(*pushes)
-
-    async def stop(self) -> None:
-        """Sources stop producing; what is in flight drains."""
-        self.loop.stop.set()
-
-    async def abort(self) -> None:
-        """End the task now (another task failed)."""
-        self.loop.abort.set()
-
-    async def stats(self) -> dict[str, OperatorStats]:
-        """Figures per operator of this instance so far."""
-        return self.loop.chain.stats()
-
-    async def queue_depth(self) -> int:
-        """Deliveries waiting in the inbox."""
-        return self.loop.inbox.qsize() if self.loop.inbox is not None else 0
-
-    async def placement(self) -> dict[str, Any]:
-        """Where this actor runs: node id, and whether Ray restarted it."""
-        return {"node_id": self.node_id, "restarted": self.restarted, "incarnation": self.incarnation}
-
-    def _ensure_running(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self.loop.run, name=f"sage-task-{self.task_id}", daemon=True)
-            self._thread.start()
+        loop = self.loop = TaskLoop(bound, setup.upstream, setup.keyed_slots, outputs, setup.batch_size)
+        if self._stop:
+            loop.stop.set()
+        if self._abort:
+            loop.abort.set()
+        threading.Thread(target=loop.run, name=f"sage-task-{self.task_id}", daemon=True).start()
+        self._ready.set()
+        return loop
 
 
 def was_restarted() -> bool:

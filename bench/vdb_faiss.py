@@ -61,8 +61,17 @@ def main() -> None:
     parser.add_argument("--gpu-caller-batch", type=int, default=256)
     parser.add_argument("--gpu-batch-max", type=int, default=8_192)
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds; best of each is reported")
+    parser.add_argument(
+        "--blas-threshold",
+        type=int,
+        default=20,
+        help="faiss.cvar.distance_compute_blas_threshold for both paths; FAISS 1.15's default (128000) "
+        "keeps flat searches of fewer queries off BLAS, which made both paths 2-3x slower here; -1 keeps it",
+    )
     parser.add_argument("--cpu-baseline-queries", type=int, default=1_000, help="queries for gpu_vs_cpu")
     args = parser.parse_args()
+    if args.blas_threshold >= 0:
+        faiss.cvar.distance_compute_blas_threshold = args.blas_threshold
     lines = gpu_lines(args) if args.gpu else cpu_lines(args)
     for line in lines:
         print(json.dumps(line), flush=True)
@@ -250,8 +259,9 @@ def line(index: str, device: str, data: np.ndarray, figures: dict[str, Any], tru
         "mean_batch_rows": figures["mean_batch_rows"],
         "direct_qps_at_service_batch": round(figures["same_batch_qps"], 1),
         "service_vs_same_batch": round(figures["service_qps"] / figures["same_batch_qps"], 3),
+        "blas_threshold": faiss.cvar.distance_compute_blas_threshold,
         "machine": f"{platform.machine()} {os.cpu_count()} cpus, faiss {faiss.__version__}, "
-        f"{faiss.omp_get_max_threads()} omp threads",
+        f"{faiss.omp_get_max_threads()} omp threads, load {os.getloadavg()[0]:.1f}",
     }
 
 

@@ -218,7 +218,13 @@ class FaissEngine:
         self._tune(cpu_index)
         if self._gpu is None:
             return cpu_index
-        index = self._gpu.to_gpu(cpu_index)
+        try:
+            index = self._gpu.to_gpu(cpu_index)
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"faiss vdb: cannot place index {self.config.index!r} on {self.placement}: {describe_error(exc)}; "
+                f"choose an index type FAISS runs on the GPU or use device 'cpu'"
+            ) from None
         if self._ivf is not None:
             self._gpu.set_parameter(index, "nprobe", self._nprobe())
         return index

@@ -39,9 +39,9 @@ class VDBService:
     ``index`` (a ``faiss.index_factory`` string, default ``"Flat"``), ``metric`` (``cosine``,
     ``ip`` or ``l2``), ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``), ``nprobe``,
     ``ef_search``, ``train_min``, ``train_max``, ``fp16``, ``gpu_temp_memory_mb``, ``multi_gpu``
-    (``shard`` or ``replicate``), ``rebuild_ratio``, ``filter_exact_max``, ``seed``; see
-    :class:`~sage_vdb_faiss.config.FaissConfig`. ``device="cuda"`` without a GPU raises
-    :class:`sage_core.BackendUnavailable`.
+    (``shard`` or ``replicate``), ``rebuild_ratio``, ``filter_exact_max``, ``search_chunk_rows``,
+    ``seed``; see :class:`~sage_vdb_faiss.config.FaissConfig`. ``device="cuda"`` without a GPU
+    raises :class:`sage_core.BackendUnavailable`.
     """
 
     def __init__(self, dim: int | None = None, **options: Any) -> None:

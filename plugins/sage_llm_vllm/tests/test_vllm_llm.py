@@ -41,13 +41,12 @@ def test_sixty_four_concurrent_requests_complete(llm_async: Any) -> None:
     assert all(r.prompt_tokens == 5 for r in results)
 
 
-def test_requests_proceed_while_a_stream_is_still_open(llm: Any) -> None:
-    stream = iter(llm.stream("once upon a time", sampling={"max_tokens": 200, "ignore_eos": True}))
-    first = next(stream)
-    other = llm.generate("the dog", sampling={"max_tokens": 4, "ignore_eos": True})
-    rest = list(stream)
-    assert isinstance(first, str) and len(other.token_ids) == 4
-    assert rest, "the stream goes on after the other request finished"
+def test_a_short_request_finishes_while_a_long_one_is_still_generating(llm_async: Any) -> None:
+    long = llm_async.generate("once upon a time", sampling={"max_tokens": 480, "ignore_eos": True})
+    short = llm_async.generate("the dog", sampling={"max_tokens": 4, "ignore_eos": True})
+    assert len(short.result(timeout=60).token_ids) == 4
+    assert not long.done(), "requests are batched together, not served one after another"
+    assert len(long.result(timeout=120).token_ids) == 480
 
 
 def test_stream_pieces_join_to_the_greedy_completion(llm: Any) -> None:

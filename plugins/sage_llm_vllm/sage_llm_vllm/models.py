@@ -207,9 +207,13 @@ def convert_smollm2(target: str | Path | None = None, *, force: bool = False) ->
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         staging.chmod(0o755)
-        if target.exists():
+        if force and target.exists():
             shutil.rmtree(target)
-        staging.rename(target)
+        try:
+            staging.rename(target)
+        except OSError:  # another process finished the same conversion first: keep its copy
+            if not (target / "config.json").is_file():
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target

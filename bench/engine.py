@@ -5,7 +5,8 @@ runtime (``--runtime local``, the default) or on Ray (``--runtime ray``: a local
 task an actor); also with a keyby between the maps (no chaining) and with parallelism 2. Every
 figure is measured in this one run (best of --repeat); a Ray run also measures the chained
 pipeline locally, and a Ray actor call round trip against a round trip to a thread. Timings
-include starting the job's tasks (threads, or actors). Prints one JSON line.
+include starting the job's tasks (threads, or actors); ``keyed_job_overhead_s`` is the time of the
+keyed pipeline on two records, that start-up alone. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -110,6 +111,12 @@ def round_trips_us(calls: int = 2000) -> dict[str, float]:
     return {"ray_actor_rtt_us": round(actor_us, 1), "thread_rtt_us": round(thread_us, 1)}
 
 
+def _timed(run: Callable[[], Any]) -> float:
+    began = time.perf_counter()
+    run()
+    return time.perf_counter() - began
+
+
 def records_per_s(run: Callable[[], int], n: int, repeat: int, expected: int) -> float:
     """Best throughput over ``repeat`` runs; checks the result each time."""
     best = 0.0
@@ -153,6 +160,7 @@ def main() -> None:
     if args.monitor:
         figures["monitored_rps"] = rps(monitor=True)
         figures["monitor_overhead"] = round(1 - figures["monitored_rps"] / figures["chained_rps"], 4)
+    figures["keyed_job_overhead_s"] = round(min(_timed(lambda: pipeline(data[:2], keyed=True, runtime=runtime)) for _ in range(args.repeat)), 3)
     figures["chained_ratio"] = round(figures["chained_rps"] / figures["loop_rps"], 4)
     figures["keyed_ratio"] = round(figures["keyed_rps"] / figures["loop_rps"], 4)
     if runtime == "ray":

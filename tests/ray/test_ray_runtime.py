@@ -153,6 +153,7 @@ def test_a_generator_source_cannot_be_shipped_and_the_error_says_what_to_pass(re
     env.from_batch(x for x in range(3)).sink(lambda x: None)
     with pytest.raises(TypeError, match="pass from_batch a list"):
         env.submit()
+    assert not [name for name in ray.util.list_named_actors() if name.startswith("sage/generator/")]
 
 
 def test_task_resources_naming_no_operator_is_a_config_error(remote) -> None:

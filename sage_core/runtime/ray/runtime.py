@@ -1,8 +1,10 @@
 """The Ray runtime: the physical graph's tasks as Ray actors, driven from the user's process.
 
-Tasks are created downstream first (each gets its receivers' handles), then ``run`` is called on
-every one; :meth:`RayRuntime.join` waits for those calls. The first failure aborts every task, as
-locally. When the job has ended the actors are killed and the final figures kept.
+Every task's setup is pickled first (so a function that cannot travel fails the submit before
+any actor starts), then one named actor per task is created, and ``run(setup)`` is called on each;
+a task finds its receivers by name. :meth:`RayRuntime.join` waits for the ``run`` calls. The first
+failure aborts every task, as locally. When the job has ended the actors are killed and the final
+figures kept.
 """
 
 from __future__ import annotations
@@ -59,10 +61,9 @@ class RayRuntime:
         self._lock = threading.RLock()
         self._released = False
         table = RemoteServices(services)
-        names: dict[str, str] = {}
-        run, graph_name = uuid.uuid4().hex[:8], job_name
-        for chain_id in reversed(list(graph.chains)):
-            chain = graph.chains[chain_id]
+        run = uuid.uuid4().hex[:8]
+        names = {task: f"sage/{job_name}/{run}/{task}" for chain in graph.chains.values() for task in chain.task_ids()}
+        for chain_id, chain in graph.chains.items():  # every setup first: nothing is started if one fails
             inputs = graph.inputs(chain_id)
             upstream = sum(1 if c.partitioning is Partitioning.FORWARD else graph.chains[c.source].parallelism for c in inputs)
             keyed = frozenset(c.slot for c in inputs if c.keyed)
@@ -71,19 +72,22 @@ class RayRuntime:
                 OutputSpec(c.slot, c.partitioning, [names[t] for t in graph.chains[c.target].task_ids()])
                 for c in graph.outputs(chain_id)
             ]
-            options = actor_options(chain)
             for instance, task_id in enumerate(chain.task_ids()):
                 contexts = {op: replace(make_context(graph.operator(op), instance), services=None) for op in chain.operators}
                 setup = TaskSetup(
                     task_id, chain, instance, specs, contexts, table, errors.policy,
                     upstream, keyed, outputs, batch_size, window,
                 )
-                names[task_id] = f"sage/{graph_name}/{run}/{task_id}"
-                blob: Any = _serialize(task_id, setup)
-                self._setups[task_id] = ray.put(blob) if len(blob) > INLINE_BYTES else blob
-                self.actors[task_id] = RemoteTaskActor.options(**options, name=names[task_id]).remote(task_id)
+                self._setups[task_id] = _serialize(task_id, setup)
                 if not inputs:
                     self._sources.append(task_id)
+        for chain in graph.chains.values():
+            options = actor_options(chain)
+            for task_id in chain.task_ids():
+                blob = self._setups[task_id]
+                if len(blob) > INLINE_BYTES:
+                    self._setups[task_id] = ray.put(blob)
+                self.actors[task_id] = RemoteTaskActor.options(**options, name=names[task_id]).remote(task_id)
 
     def start(self) -> None:
         """Call ``run`` on every task actor."""

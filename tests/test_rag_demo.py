@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -31,8 +32,10 @@ from sage_core import Completion, LocalEnvironment  # noqa: E402
 
 from rag.compare import compare_runs  # noqa: E402
 from rag.corpus import CORPUS_DIR, load_passages, load_questions  # noqa: E402
+from rag.gpu import GpuSampler  # noqa: E402
 from rag.ingest import ingest  # noqa: E402
 from rag.pipeline import Exchange, build_answering  # noqa: E402
+from rag.report import RunFigures, print_summary, write_results  # noqa: E402
 from rag.settings import read_config, resolve_models  # noqa: E402
 
 CPU_CONFIG = EXAMPLES / "rag_cpu.yaml"
@@ -179,8 +182,11 @@ LIGHT_SERVICES = {
 }
 
 
-@pytest.mark.skipif(not _installed("sage_memory"), reason="the memory plugin is not installed (make install installs plugins/sage_memory)")
-def test_pipeline_answers_every_question_with_sources_and_stores_each_exchange() -> None:
+@pytest.fixture(scope="module")
+def light_run() -> dict[str, Any]:
+    """The answering pipeline run once on 12 questions with light backends: exchanges, memories, status."""
+    if not _installed("sage_memory"):
+        pytest.skip("the memory plugin is not installed (make install installs plugins/sage_memory)")
     questions = load_questions(limit=12)
     collector = Collector()
     env = LocalEnvironment("rag-flow", config={"services": LIGHT_SERVICES})
@@ -191,21 +197,75 @@ def test_pipeline_answers_every_question_with_sources_and_stores_each_exchange()
         memories = env.services.sync["memory"].retrieve_memories(
             vector=collector.exchanges[0].vector, session_id="rag-demo", top_k=len(questions)
         )
-        assert job.status == "completed"
+        return {"questions": questions, "exchanges": collector.exchanges, "memories": memories, "status": job.status}
     finally:
         env.close()
 
-    assert sorted(e.question.id for e in collector.exchanges) == [q.id for q in questions]
-    for exchange in collector.exchanges:
+
+def test_pipeline_answers_every_question_with_sources_and_stores_each_exchange(light_run: dict[str, Any]) -> None:
+    questions, exchanges, memories = light_run["questions"], light_run["exchanges"], light_run["memories"]
+    assert light_run["status"] == "completed"
+    assert sorted(e.question.id for e in exchanges) == [q.id for q in questions]
+    for exchange in exchanges:
         assert len(exchange.hits) == 5
         best = exchange.hits[0].metadata
         assert exchange.answer == f"{best['title']}: {best['text']}"  # context_k=1: the best passage only
         assert exchange.latency_s is not None and exchange.latency_s > 0
     assert len(memories) == len(questions)
     stored = {m["metadata"]["question_id"]: m["metadata"] for m in memories}
-    for exchange in collector.exchanges:
+    for exchange in exchanges:
         assert stored[exchange.question.id]["answer"] == exchange.answer
         assert stored[exchange.question.id]["sources"] == exchange.source_ids
+
+
+def test_results_file_and_summary_report_each_questions_sources_and_the_timings(light_run: dict[str, Any], tmp_path: Path) -> None:
+    figures = RunFigures(config="light", services={"llm": "ExtractiveLLM"}, passages=367, asked=12)
+    figures.ingest_s, figures.answer_s, figures.total_s = 2.0, 4.0, 7.0
+    figures.exchanges = light_run["exchanges"]
+    console = Console(record=True, width=200)
+    gpu = GpuSampler()
+    print_summary(console, figures, gpu, {"llm": {"calls": 12, "served_by": {"factory": 12}, "latency_ms": {"p50": 1.5}}})
+    write_results(tmp_path / "out.json", figures, gpu)
+
+    text = console.export_text()
+    assert "12 questions, 3.00 q/s" in text and "367 passages, 183.5 passages/s" in text
+    document = json.loads((tmp_path / "out.json").read_text())
+    assert [r["id"] for r in document["questions"]] == sorted(e.question.id for e in light_run["exchanges"])
+    by_id = {e.question.id: e for e in light_run["exchanges"]}
+    for row in document["questions"]:
+        exchange = by_id[row["id"]]
+        assert row["sources"] == exchange.source_ids and len(row["scores"]) == 5
+        assert row["scores"] == sorted(row["scores"], reverse=True)
+        assert row["answer"] == exchange.answer and row["reference"] == exchange.question.answer
+    assert document["timings"]["questions_per_s"] == 3.0
+    if not gpu.available:
+        assert document["gpu"] is None and "GPU: none used" in text
+
+
+class KenyaRefusingLLM(ExtractiveLLM):
+    """Like :class:`ExtractiveLLM`, but raises for questions about Kenya (a backend error)."""
+
+    def chat(self, messages: Sequence[dict[str, str]], sampling: Any = None) -> Completion:
+        """Raise ``ValueError`` when the question names Kenya."""
+        if "Kenya" in messages[-1]["content"]:
+            raise ValueError("refusing questions about Kenya")
+        return super().chat(messages, sampling)
+
+
+@pytest.mark.skipif(not _installed("sage_memory"), reason="the memory plugin is not installed (make install installs plugins/sage_memory)")
+def test_a_failing_generation_skips_that_question_and_is_counted() -> None:
+    questions = load_questions(limit=4)  # q01 and q02 ask about Kenya
+    collector = Collector()
+    services = {**LIGHT_SERVICES, "llm": {"factory": KenyaRefusingLLM}}
+    env = LocalEnvironment("rag-fail", config={"services": services, "job": {"error_policy": "skip"}})
+    try:
+        ingest(env.services, load_passages())
+        build_answering(env, questions, collector)
+        summary = env.submit(autostop=True).summary()
+    finally:
+        env.close()
+    assert sorted(e.question.id for e in collector.exchanges) == ["q03", "q04"]
+    assert sum(op["failed"] for op in summary["operators"].values()) == 2
 
 
 # ---------------------------------------------------------------------- comparing runs

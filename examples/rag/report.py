@@ -77,6 +77,11 @@ class RunFigures:
         hits = sum(bool(set(e.question.passages) & set(e.source_ids)) for e in self.exchanges)
         return hits, len(self.exchanges)
 
+    def evidence_rate(self) -> tuple[int, int]:
+        """How many answers quote their question's evidence (a strict, verbatim check), out of how many."""
+        quoted = sum(e.question.evidence.lower() in e.answer.lower() for e in self.exchanges)
+        return quoted, len(self.exchanges)
+
     def tokens(self) -> tuple[int, int]:
         """Prompt tokens and generated tokens over every answer."""
         completions = [e.completion for e in self.exchanges if e.completion is not None]
@@ -87,6 +92,7 @@ class RunFigures:
         prompt, generated = self.tokens()
         latencies = [e.latency_s for e in self.exchanges if e.latency_s is not None]
         hits, total = self.hit_rate()
+        quoted, _ = self.evidence_rate()
         return {
             "services_start_s": round(self.start_s, 3),
             "ingest_s": round(self.ingest_s, 3),
@@ -100,6 +106,7 @@ class RunFigures:
             "latency_p95_s": round(float(np.percentile(latencies, 95)), 3) if latencies else 0.0,
             "total_s": round(self.total_s, 3),
             "top_k_hit_rate": round(hits / total, 4) if total else 0.0,
+            "answer_evidence_rate": round(quoted / total, 4) if total else 0.0,
         }
 
 
@@ -135,7 +142,9 @@ def print_summary(console: Console, figures: RunFigures, gpu: GpuSampler, servic
     timings.add_row("per question", f"{t['latency_p50_s']:.1f}", f"latency p50; p95 {t['latency_p95_s']:.1f} s")
     timings.add_row("total", f"{t['total_s']:.1f}", "")
     console.print(timings)
+    quoted, _ = figures.evidence_rate()
     console.print(f"Retrieval: an answer passage was in the top {_top_k(figures)} for {hits} of {total} questions.")
+    console.print(f"Answers: {quoted} of {total} quote the reference evidence word for word (a strict check).")
     if figures.failed:
         console.print(f"[red]{figures.failed} question(s) failed[/red]; see the log above.")
     _print_gpu(console, gpu)
@@ -153,6 +162,7 @@ def write_results(path: Path, figures: RunFigures, gpu: GpuSampler) -> None:
                 "scores": [round(float(h.score), 6) for h in e.hits],
                 "expected": list(e.question.passages),
                 "hit": bool(set(e.question.passages) & set(e.source_ids)),
+                "evidence_quoted": e.question.evidence.lower() in e.answer.lower(),
                 "answer": e.answer,
                 "reference": e.question.answer,
                 "latency_s": None if e.latency_s is None else round(e.latency_s, 3),

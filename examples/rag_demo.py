@@ -20,6 +20,7 @@ Which backend and device serve each service comes from the ``--config`` file onl
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -35,7 +36,9 @@ from rag.corpus import load_passages, load_questions  # noqa: E402
 from rag.gpu import GpuSampler  # noqa: E402
 from rag.ingest import ingest  # noqa: E402
 from rag.pipeline import build_answering  # noqa: E402
-from rag.report import AnswerPrinter, RunFigures, print_summary, progress_bar, write_results  # noqa: E402
+from rag.report import (  # noqa: E402
+    AnswerPrinter, RunFigures, print_baseline, print_summary, progress_bar, results_document, write_results,
+)
 from rag.settings import DEFAULT_CONFIG, describe_services, import_model_libraries, read_config, resolve_models  # noqa: E402
 
 
@@ -45,6 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="services config (default: examples/rag_cpu.yaml)")
     parser.add_argument("--questions", "--limit", dest="limit", type=int, default=None, metavar="N", help="answer only the first N questions")
     parser.add_argument("--out", type=Path, default=None, help="write per-question sources, scores, answers and the timings as JSON")
+    parser.add_argument("--baseline", type=Path, default=None, help="an earlier --out file (say, the CPU run): print timings side by side and compare sources")
     parser.add_argument("--top-k", type=int, default=5, help="passages retrieved per question (default 5)")
     parser.add_argument("--context-k", type=int, default=3, help="best retrieved passages given to the LLM (default 3)")
     parser.add_argument("--max-tokens", type=int, default=48, help="new tokens per answer (default 48)")
@@ -69,7 +73,7 @@ def run_demo(args: argparse.Namespace, console: Console) -> RunFigures:
     passages = load_passages()
     questions = load_questions(limit=args.limit)
     figures = RunFigures(
-        config=str(args.config), services=describe_services(config), passages=len(passages), asked=len(questions)
+        config=_shown(args.config), services=describe_services(config), passages=len(passages), asked=len(questions)
     )
     gpu = GpuSampler()
     import_model_libraries()
@@ -99,10 +103,23 @@ def run_demo(args: argparse.Namespace, console: Console) -> RunFigures:
     finally:
         with console.status("closing services"):
             env.close()
+    document = results_document(figures, gpu)
+    if args.baseline is not None:
+        baseline = json.loads(args.baseline.read_text(encoding="utf-8"))
+        differences = print_baseline(console, document, baseline, str(args.baseline))
+        document["baseline"] = {"path": str(args.baseline), "timings": baseline.get("timings"), "source_differences": [vars(d) for d in differences]}
     if args.out is not None:
-        write_results(args.out, figures, gpu)
+        write_results(args.out, document)
         console.print(f"Wrote per-question sources and timings to {args.out}")
     return figures
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it (as a user would type it)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def quiet_logs(verbose: bool) -> None:

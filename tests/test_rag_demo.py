@@ -35,7 +35,7 @@ from rag.corpus import CORPUS_DIR, load_passages, load_questions  # noqa: E402
 from rag.gpu import GpuSampler  # noqa: E402
 from rag.ingest import ingest  # noqa: E402
 from rag.pipeline import Exchange, build_answering  # noqa: E402
-from rag.report import RunFigures, print_summary, write_results  # noqa: E402
+from rag.report import RunFigures, print_baseline, print_summary, results_document, write_results  # noqa: E402
 from rag.settings import read_config, resolve_models  # noqa: E402
 
 CPU_CONFIG = EXAMPLES / "rag_cpu.yaml"
@@ -225,7 +225,7 @@ def test_results_file_and_summary_report_each_questions_sources_and_the_timings(
     console = Console(record=True, width=200)
     gpu = GpuSampler()
     print_summary(console, figures, gpu, {"llm": {"calls": 12, "served_by": {"factory": 12}, "latency_ms": {"p50": 1.5}}})
-    write_results(tmp_path / "out.json", figures, gpu)
+    write_results(tmp_path / "out.json", results_document(figures, gpu))
 
     text = console.export_text()
     assert "12 questions, 3.00 q/s" in text and "367 passages, 183.5 passages/s" in text
@@ -240,6 +240,14 @@ def test_results_file_and_summary_report_each_questions_sources_and_the_timings(
     assert document["timings"]["questions_per_s"] == 3.0
     if not gpu.available:
         assert document["gpu"] is None and "GPU: none used" in text
+
+    slower = json.loads(json.dumps(document))
+    slower["timings"]["answer_s"] = 40.0
+    slower["questions"][0]["sources"] = slower["questions"][0]["sources"][:4] + ["elsewhere"]
+    differences = print_baseline(console, document, slower, "slower.json")
+    text = console.export_text()
+    assert "10.0x" in text  # answering: 40 s in the baseline, 4 s now
+    assert [d.question_id for d in differences] == [document["questions"][0]["id"]]
 
 
 class KenyaRefusingLLM(ExtractiveLLM):

@@ -7,13 +7,14 @@ import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from rag.compare import SourceDifference, compare_runs
 from rag.gpu import GpuSampler
 from rag.pipeline import Exchange
 
@@ -150,8 +151,8 @@ def print_summary(console: Console, figures: RunFigures, gpu: GpuSampler, servic
     _print_gpu(console, gpu)
 
 
-def write_results(path: Path, figures: RunFigures, gpu: GpuSampler) -> None:
-    """Write the run's figures and, per question, sources (with scores), answer and reference."""
+def results_document(figures: RunFigures, gpu: GpuSampler) -> dict[str, Any]:
+    """The run as the ``--out`` JSON holds it: figures, and per question sources (with scores), answer, reference."""
     rows = []
     for e in sorted(figures.exchanges, key=lambda e: e.question.id):
         rows.append(
@@ -168,7 +169,7 @@ def write_results(path: Path, figures: RunFigures, gpu: GpuSampler) -> None:
                 "latency_s": None if e.latency_s is None else round(e.latency_s, 3),
             }
         )
-    document = {
+    return {
         "config": figures.config,
         "services": figures.services,
         "device": gpu.gpu_name or "cpu",
@@ -176,8 +177,47 @@ def write_results(path: Path, figures: RunFigures, gpu: GpuSampler) -> None:
         "gpu": {name: vars(phase) for name, phase in gpu.phases.items()} if gpu.available else None,
         "questions": rows,
     }
+
+
+def write_results(path: Path, document: Mapping[str, Any]) -> None:
+    """Write a :func:`results_document` as indented JSON."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+BASELINE_ROWS = (
+    ("services start", "services_start_s"),
+    ("ingestion", "ingest_s"),
+    ("answering", "answer_s"),
+    ("total", "total_s"),
+)
+
+
+def print_baseline(console: Console, document: Mapping[str, Any], baseline: Mapping[str, Any], label: str) -> list[SourceDifference]:
+    """This run's timings beside a baseline run's (``--baseline``), and their sources compared as sets."""
+    mine, theirs = document["timings"], baseline.get("timings", {})
+    table = Table(title=f"This run ({document['device']}) vs baseline ({baseline.get('device', '?')}, {label})", title_justify="left")
+    for column in ("phase", "this run, s", "baseline, s", "speed-up"):
+        table.add_column(column, justify="left" if column == "phase" else "right")
+    for name, key in BASELINE_ROWS:
+        now, before = mine.get(key), theirs.get(key)
+        speedup = f"{before / now:.1f}x" if now and before else "-"
+        table.add_row(name, _seconds(now), _seconds(before), speedup)
+    console.print(table)
+    differences = compare_runs(baseline, document)
+    common = {r["id"] for r in document["questions"]} & {r["id"] for r in baseline.get("questions", [])}
+    ties = sum(d.near_tie for d in differences)
+    console.print(
+        f"Sources vs baseline: {len(common) - len(differences)} of {len(common)} questions have the same top-k set, "
+        f"{ties} differ by a near tie, {len(differences) - ties} differ."
+    )
+    for d in differences:
+        console.print(f"  {d.question_id}: {'near tie' if d.near_tie else 'DIFFERENT'}; baseline only {d.only_first}, this run only {d.only_second}")
+    return differences
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _top_k(figures: RunFigures) -> int:

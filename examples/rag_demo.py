@@ -56,10 +56,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quiet", action="store_true", help="do not print each answer")
     parser.add_argument("--verbose", action="store_true", help="keep vLLM's and SAGE's INFO logs")
     args = parser.parse_args(argv)
-    for name in ("limit", "top_k", "context_k", "max_tokens", "concurrency"):
+    for name, flag in (("limit", "--questions"), ("top_k", "--top-k"), ("context_k", "--context-k"),
+                       ("max_tokens", "--max-tokens"), ("concurrency", "--concurrency")):
         value = getattr(args, name)
         if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+            parser.error(f"{flag} must be >= 1, got {value}")
+    if not args.config.is_file():
+        parser.error(f"--config {str(args.config)!r}: no such file; use examples/rag_cpu.yaml or examples/rag_gpu.yaml")
+    if args.baseline is not None and not args.baseline.is_file():
+        parser.error(f"--baseline {str(args.baseline)!r}: no such file (give an earlier run's --out file)")
     return args
 
 

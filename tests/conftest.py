@@ -26,7 +26,12 @@ def collected() -> list:
 
 @pytest.fixture
 def no_leaked_threads() -> Iterator[None]:
-    """Fail if the test leaves a SAGE thread running."""
+    """Fail if the test leaves a new SAGE thread running (threads alive before it do not count)."""
+
+    def sage_threads() -> set[str]:
+        return {t.name for t in threading.enumerate() if t.name.startswith("sage-") and t.is_alive()}
+
+    before = sage_threads()
     yield
-    leftover = [t.name for t in threading.enumerate() if t.name.startswith("sage-") and t.is_alive()]
+    leftover = sorted(sage_threads() - before)
     assert not leftover, f"threads left behind: {leftover}"

@@ -319,7 +319,7 @@ def _e2e_missing() -> str | None:
 @pytest.mark.skipif(_e2e_missing() is not None, reason=_e2e_missing() or "")
 def test_demo_answers_questions_end_to_end_on_the_cpu(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / "rag_demo.py"), "--questions", "3", "--quiet", "--out", str(out)],
         capture_output=True, text=True, timeout=1700, env=env, cwd=ROOT,
@@ -351,7 +351,7 @@ def _gpu_missing() -> str | None:
 @pytest.mark.skipif(_gpu_missing() is not None, reason=_gpu_missing() or "")
 def test_gpu_config_answers_every_question_with_the_cpu_sources(tmp_path: Path, cpu_retrieval: dict[str, Any]) -> None:
     out = tmp_path / "gpu.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / "rag_demo.py"), "--config", str(GPU_CONFIG), "--quiet", "--out", str(out)],
         capture_output=True, text=True, timeout=1700, env=env, cwd=ROOT,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pluggy
-from importlib_metadata import entry_points
+from importlib.metadata import entry_points
 
 from sage_core.plugins import hookspecs
 from sage_core.services.specs import BackendSpec, ServiceKind

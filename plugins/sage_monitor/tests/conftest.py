@@ -26,13 +26,17 @@ def any_free_port(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def no_sage_threads() -> Iterator[None]:
-    """Fail if the test leaves a thread whose name starts with ``sage-`` (as the core tests do)."""
+    """Fail if the test leaves a new thread whose name starts with ``sage-`` (as the core tests do).
+
+    Threads already running before the test (another plugin's session-scoped services) do not count.
+    """
+    before = set(_sage_threads())
     yield
     deadline = time.monotonic() + 2.0
-    leftover = _sage_threads()
+    leftover = sorted(set(_sage_threads()) - before)
     while leftover and time.monotonic() < deadline:  # a request thread may be sending its last bytes
         time.sleep(0.02)
-        leftover = _sage_threads()
+        leftover = sorted(set(_sage_threads()) - before)
     assert not leftover, f"threads left behind: {leftover}"
 
 

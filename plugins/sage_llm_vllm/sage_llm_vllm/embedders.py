@@ -20,6 +20,7 @@ import numpy as np
 
 from sage_core import BackendUnavailable, batchable
 
+from sage_llm_vllm.imports import model_library
 from sage_llm_vllm.engine import cuda_available
 
 
@@ -37,7 +38,7 @@ class SentenceTransformersEmbedder:
             msg = f"{where}: sentence-transformers is not installed; pip install 'sage-llm-vllm[sentence-transformers]' (with a torch already installed)"
             raise BackendUnavailable(msg)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from sentence_transformers import SentenceTransformer
+        SentenceTransformer = model_library("sentence_transformers").SentenceTransformer  # noqa: N806
 
         path = Path(model).expanduser() if model is not None else _minilm_dir(where)
         if not path.is_dir():

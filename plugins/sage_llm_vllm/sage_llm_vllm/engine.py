@@ -17,10 +17,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Coroutine, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Coroutine, Iterator, Mapping, TypeVar
 
 from sage_core import BackendUnavailable
 
+from sage_llm_vllm.imports import model_library
 from sage_llm_vllm.loops import EngineLoop, running_loop
 
 logger = logging.getLogger("sage.llm_vllm")
@@ -174,7 +175,7 @@ class EngineBackend:
     where = "vllm backend"
 
     def __init__(self, settings: EngineSettings, *, start_timeout_s: float = 900.0, **engine_extra: Any) -> None:
-        from transformers import AutoTokenizer
+        AutoTokenizer = model_library("transformers").AutoTokenizer  # noqa: N806
 
         self.settings = settings
         self.device = settings.device

@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml $(PLUGINS) $(wildcard plugins/*/install-cpu.s
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -U pip
 	for script in plugins/*/install-cpu.sh; do [ ! -f "$$script" ] || sh "$$script" $(PIP) || exit 1; done
-	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q -e ".[test,ray]"
 	# a plugin with an install-cpu.sh has its stack installed by that script: install it alone
 	for p in $(dir $(PLUGINS)); do \
 	  if [ -f "$$p/install-cpu.sh" ]; then $(PIP) install -q --no-deps -e "$$p" || exit 1; \

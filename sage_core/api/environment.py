@@ -31,7 +31,7 @@ class BaseEnvironment:
         self.name = name
         self.config: SageConfig = load_config(config)
         self.logical = LogicalGraph()
-        self.services = ServiceManager(job_name=name)
+        self.services = self._make_services()
         if self.config.services:
             self.services.register_config({k: v.model_dump() for k, v in self.config.services.items()})
         self.jobs: list[JobHandle] = []
@@ -119,6 +119,10 @@ class BaseEnvironment:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+    def _make_services(self) -> ServiceManager:
+        """The service manager of this environment (local replicas; Ray actors on Ray)."""
+        return ServiceManager(job_name=self.name)
 
     def _make_runtime(self, graph: PhysicalGraph, errors: ErrorPolicy) -> Runtime:
         raise TypeError(f"{type(self).__name__} has no runtime; use LocalEnvironment or RemoteEnvironment")

@@ -62,12 +62,11 @@ class RemoteEnvironment(BaseEnvironment):
         self.task_resources = {key: _resources(key, value) for key, value in (task_resources or {}).items()}
         self.window = window or min(loaded.job.queue_size, 16)
         connect(address, ray_init)
-        super().__init__(name, None)
-        self.services.close()  # the base class made a local manager; services run on Ray instead
-        self.config = loaded
-        self.services = ServiceManager(job_name=name, service_factory=self._ray_service)
-        if loaded.services:
-            self.services.register_config({k: v.model_dump() for k, v in loaded.services.items()})
+        super().__init__(name, loaded)
+
+    def _make_services(self) -> ServiceManager:
+        """Services whose router and replicas are Ray actors."""
+        return ServiceManager(job_name=self.name, service_factory=self._ray_service)
 
     def close(self) -> None:
         """Stop running jobs, end their task actors, close every service (Ray stays connected)."""

@@ -46,11 +46,15 @@ class ErrorPolicy:
         if self.policy == "fail":
             raise JobFailed(spec.id, record, exc, f" ({spec.kind.value})") from exc
         if self.policy == "dead_letter":
-            letter = DeadLetter.from_exception(spec.id, record, exc)
-            with self._lock:
-                self.dead_letters.append(letter)
-                if self._sink is not None:
-                    self._sink(letter)
+            self.add_dead_letters([DeadLetter.from_exception(spec.id, record, exc)])
         elif self._logged < 10:
             self._logged += 1
             self._log.warning("skipped a record in %s: %s: %s", spec.id, type(exc).__name__, exc)
+
+    def add_dead_letters(self, letters: list[DeadLetter]) -> None:
+        """Keep ``letters`` and hand each to the user's dead-letter sink (also for remote tasks' letters)."""
+        with self._lock:
+            self.dead_letters.extend(letters)
+            if self._sink is not None:
+                for letter in letters:
+                    self._sink(letter)

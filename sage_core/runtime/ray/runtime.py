@@ -198,11 +198,7 @@ class RayRuntime:
 
 def deliver_dead_letters(errors: ErrorPolicy, letters: list[DeadLetter]) -> None:
     """Add a task's dead letters to the job's, handing each to the user's dead-letter sink."""
-    errors.dead_letters.extend(letters)
-    sink = errors._sink  # ErrorPolicy keeps the user's sink; it is called here, in the driver
-    if sink is not None:
-        for letter in letters:
-            sink(letter)
+    errors.add_dead_letters(letters)
 
 
 def _serialize(task_id: str, setup: TaskSetup) -> bytes:

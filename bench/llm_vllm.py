@@ -17,6 +17,7 @@ CPU (default): a tiny random Llama, 256 prompts x 32 new tokens; keys raw_tokens
 pipeline_tokens_per_s, ratio, embed_direct_per_s, embed_service_per_s, embed_ratio.
 ``--gpu``: a random 1.1B Llama (bf16), 512 prompts of 128 token ids x 128 new tokens; raw_tokens_per_s
 is then the raw async engine, plus device, raw_llm_tokens_per_s (LLM.generate), engine_start_s.
+``--gpu --gpus 2``: one line each for one GPU, tensor parallel and replicas (``bench/llm_multi_gpu.py``).
 """
 
 from __future__ import annotations
@@ -42,11 +43,22 @@ def main() -> None:
     if not args.gpu:  # before torch loads: one OpenMP thread per engine was fastest on 2 cores
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    if args.gpus > 1:
+        from llm_multi_gpu import MULTI_GPU_ENV
+
+        for name, value in MULTI_GPU_ENV.items():
+            os.environ.setdefault(name, value)
     from sage_llm_vllm.engine import prepare_device
 
     device = prepare_device("cuda" if args.gpu else "cpu", "bench/llm_vllm.py")
     with tempfile.TemporaryDirectory(prefix="sage-bench-llm-") as scratch:
         model = Path(args.model) if args.model else _build_model(Path(scratch), args.gpu)
+        if args.gpus > 1:
+            from llm_multi_gpu import run_multi_gpu
+
+            for line in run_multi_gpu(args, str(model)):
+                print(json.dumps(line), flush=True)
+            return
         line = measure(args, str(model), device)
     print(json.dumps(line), flush=True)
 
@@ -318,22 +330,34 @@ def _device_name() -> str:
     return torch.cuda.get_device_name(0)
 
 
-def _parse() -> argparse.Namespace:
+def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gpu", action="store_true", help="the 1.1B GPU benchmark (issue 12)")
     parser.add_argument("--model", help="a model directory built earlier (default: build one in a temp dir)")
     parser.add_argument("--prompts", type=int)
     parser.add_argument("--prompt-tokens", type=int)
     parser.add_argument("--new-tokens", type=int)
-    parser.add_argument("--runs", type=int, help="timed runs per path (median); default 5 on cpu, 3 on gpu")
+    parser.add_argument("--runs", type=int, help="timed runs per path (median); default 5 on cpu, 3 on gpu, 2 with --gpus")
     parser.add_argument("--embed-texts", type=int)
     parser.add_argument("--eager", action="store_true", help="GPU: eager engines (fast start, slower steps)")
     parser.add_argument("--gpu-share", type=float, default=0.4, help="GPU: gpu_memory_utilization of each engine")
     parser.add_argument("--max-num-seqs", type=int)
     parser.add_argument("--max-num-batched-tokens", type=int)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    defaults = (512, 128, 128, 4096, 3) if args.gpu else (256, 16, 32, 512, 5)
+    parser.add_argument("--gpus", type=int, default=1, help="GPU: 2 runs the 1-GPU, tensor-parallel and replica lines")
+    parser.add_argument("--configs", help="with --gpus N: a comma list of 1gpu, tpN, replicasN (default all)")
+    args = parser.parse_args(argv)
+    if args.gpus < 1 or (args.gpus > 1 and not args.gpu):
+        parser.error(f"--gpus {args.gpus}: give --gpu with --gpus >= 2 (or leave --gpus at 1)")
+    if args.configs and args.gpus < 2:
+        parser.error("--configs chooses among the multi-GPU lines: give it with --gpu --gpus 2")
+    if args.configs:
+        from llm_multi_gpu import config_names
+
+        unknown = set(args.configs.split(",")) - set(config_names(args.gpus))
+        if unknown:
+            parser.error(f"--configs: unknown {', '.join(sorted(unknown))}; choose from {', '.join(config_names(args.gpus))}")
+    defaults = (512, 128, 128, 4096, 2 if args.gpus > 1 else 3) if args.gpu else (256, 16, 32, 512, 5)
     for name, value in zip(("prompts", "prompt_tokens", "new_tokens", "embed_texts", "runs"), defaults):
         if getattr(args, name) is None:
             setattr(args, name, value)

@@ -1,0 +1,46 @@
+"""The two-GPU benchmarks' plans and flags, checked on the CPU before device time is spent."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
+
+import llm_multi_gpu  # noqa: E402
+import llm_vllm  # noqa: E402
+import vdb_multi_gpu  # noqa: E402
+
+
+def test_two_gpu_llm_lines_double_the_prompts_and_keep_every_replica_batch_full() -> None:
+    args = llm_vllm._parse(["--gpu", "--gpus", "2"])
+    plans = llm_multi_gpu.plans(args.prompts, args.gpus)
+    assert [(p.config, p.prompts, p.replicas, p.tensor_parallel_size) for p in plans] == [
+        ("1gpu", 512, 1, 1), ("tp2", 1024, 1, 2), ("replicas2", 1024, 2, 1),
+    ]
+    assert args.runs == 2 and args.new_tokens == 128 and args.prompt_tokens == 128
+    assert [p.capacity(1024) for p in plans] == [1024, 1024, 2048]
+
+
+@pytest.mark.parametrize("argv", [["--gpus", "2"], ["--gpu", "--gpus", "2", "--configs", "tp3"], ["--gpu", "--configs", "tp2"]])
+def test_llm_bench_refuses_inconsistent_gpu_flags(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        llm_vllm._parse(argv)
+    assert "--" in capsys.readouterr().err
+
+
+def test_vdb_lines_register_the_plugin_options_for_each_layout() -> None:
+    args = vdb_multi_gpu.parse([])
+    layouts = {c: vdb_multi_gpu.registration(c, args) for c in vdb_multi_gpu.SERVICE_CONFIGS}
+    assert layouts["1gpu"]["options"]["device"] == "cuda:0"
+    assert layouts["shard"]["options"]["multi_gpu"] == "shard" and layouts["replicate"]["options"]["multi_gpu"] == "replicate"
+    assert (layouts["replicas2"]["device"], layouts["replicas2"]["replicas"]) == ("cuda", 2)
+    assert all(r["options"]["fp16"] and r["options"]["dim"] == 768 and r["kind"] == "vdb" for r in layouts.values())
+
+
+def test_vdb_bench_names_an_unknown_configuration() -> None:
+    with pytest.raises(SystemExit):
+        vdb_multi_gpu.parse(["--configs", "1gpu,sharded"])

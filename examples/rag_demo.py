@@ -39,6 +39,7 @@ from rag.pipeline import build_answering  # noqa: E402
 from rag.report import (  # noqa: E402
     AnswerPrinter, RunFigures, print_baseline, print_summary, progress_bar, results_document, write_results,
 )
+from rag.runtimes import LocalRuntime, RayRuntime  # noqa: E402
 from rag.settings import DEFAULT_CONFIG, describe_services, read_config, resolve_models  # noqa: E402
 
 
@@ -68,10 +69,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run_demo(args: argparse.Namespace, console: Console) -> RunFigures:
-    """Start the services, ingest, answer; returns the run's figures (printed and written by ``main``)."""
-    from sage_core import LocalEnvironment
+def run_demo(args: argparse.Namespace, console: Console, runtime: LocalRuntime | RayRuntime | None = None) -> RunFigures:
+    """Start the services, ingest, answer; returns the run's figures (printed and written by ``main``).
 
+    ``runtime``: where the flow runs (``rag.runtimes``; default this process's threads).
+    """
+    runtime = runtime or LocalRuntime()
     began = time.perf_counter()
     with console.status("preparing models (SmolLM2 is converted once, then cached)"):
         config = resolve_models(read_config(args.config))
@@ -81,7 +84,7 @@ def run_demo(args: argparse.Namespace, console: Console) -> RunFigures:
         config=_shown(args.config), services=describe_services(config), passages=len(passages), asked=len(questions)
     )
     gpu = GpuSampler()
-    env = LocalEnvironment("rag-demo", config=config)
+    env = runtime.environment("rag-demo", config)
     try:
         with console.status("starting services (embedder, FAISS, memory, vLLM engine)"), gpu.phase("start"):
             started = time.perf_counter()
@@ -93,12 +96,13 @@ def run_demo(args: argparse.Namespace, console: Console) -> RunFigures:
         figures.ingest_s, figures.index_s = result.seconds, result.index_seconds
         with progress_bar(console) as progress, gpu.phase("answering"):
             printer = AnswerPrinter(progress, progress.add_task("answering questions", total=len(questions)), quiet=args.quiet)
-            build_answering(
-                env, questions, printer, top_k=args.top_k, context_k=args.context_k,
-                max_tokens=args.max_tokens, concurrency=args.concurrency,
-            )
-            answering = time.perf_counter()
-            job = env.submit(autostop=True)
+            with runtime.listener(printer) as listener:
+                build_answering(
+                    env, questions, listener, top_k=args.top_k, context_k=args.context_k,
+                    max_tokens=args.max_tokens, concurrency=args.concurrency,
+                )
+                answering = time.perf_counter()
+                job = env.submit(autostop=True)
             figures.answer_s = time.perf_counter() - answering
         figures.exchanges = printer.exchanges
         figures.failed = sum(op.get("failed", 0) for op in job.summary()["operators"].values())

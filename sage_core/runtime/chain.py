@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import time
 from time import perf_counter
 from typing import Any, Callable
 
@@ -75,6 +76,28 @@ class BoundChain:
             stats.batches += 1
             slot = 0
         return batch
+
+    def run_source(self, batch_size: int, running: Callable[[], bool], emit: Callable[[list], None]) -> None:
+        """Pull batches from the source through the chain into ``emit`` until it ends or ``running()`` is false.
+
+        An unbounded source with nothing ready is polled with a growing pause (up to 10 ms); calls in
+        flight are polled after every batch.
+        """
+        source = self.source
+        assert source is not None, "run_source() needs a chain that starts with a source"
+        idle = 0.0
+        while running():
+            batch = source.next_batch(batch_size)
+            if batch is None:
+                return
+            if batch:
+                idle = 0.0
+                emit(self.process(batch))
+            else:
+                idle = min(0.01, idle * 2 or 0.0005)
+                time.sleep(idle)
+            if self.pending:
+                emit(self.poll())
 
     @property
     def pending(self) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -76,22 +75,8 @@ class TaskThread(threading.Thread):
     # ------------------------------------------------------------------ loops
 
     def _run_source(self) -> None:
-        source = self.chain.source
-        assert source is not None
-        chain, size, stop, abort = self.chain, self.batch_size, self.stop_event, self.abort_event
-        idle = 0.0
-        while not stop.is_set() and not abort.is_set():
-            batch = source.next_batch(size)
-            if batch is None:
-                return
-            if batch:
-                idle = 0.0
-                self._emit(chain.process(batch))
-            else:
-                idle = min(0.01, idle * 2 or 0.0005)
-                time.sleep(idle)
-            if chain.pending:
-                self._emit(chain.poll())
+        stop, abort = self.stop_event, self.abort_event
+        self.chain.run_source(self.batch_size, lambda: not (stop.is_set() or abort.is_set()), self._emit)
 
     def _run_inbox(self) -> None:
         inbox = self.inbox

@@ -5,8 +5,11 @@ For each index, in one run and side by side:
 
 * ``direct_qps``: ``index.search`` on the whole query set in one batch (FAISS on its own);
 * ``service_qps``: the same queries from ``--callers`` concurrent asyncio callers, each awaiting
-  one call of ``--caller-batch`` queries at a time through ``ServiceManager.async_["vdb"].search`` to a
-  ``sage_vdb_faiss.VDBService`` (the service layer coalesces them into stacked FAISS calls);
+  one call of ``--caller-batch`` queries at a time through ``ServiceManager.async_["vdb"].search_arrays``
+  to a ``sage_vdb_faiss.VDBService`` (the service layer coalesces them into stacked FAISS calls;
+  results come back as one structured array per call);
+* ``service_hits_qps`` / ``hits_ratio``: the same through ``search``, which builds a ``Hit`` object per
+  result (what costs the host time at GPU speeds);
 * ``ratio`` = service / direct (target >= 0.85) and ``recall_at_10`` of the service's answers
   against exact search;
 * ``direct_qps_at_service_batch``: FAISS called directly in batches as large as the service's
@@ -169,9 +172,10 @@ class LoadedService:
             start = time.perf_counter()
             self.manager.sync["vdb"].add(data, ids=[str(i) for i in range(len(data))], timeout_s=None)
             self.build_s = round(time.perf_counter() - start, 1)
-            self.search = self.manager.async_["vdb"].search
-            for future in [self.search(query=data[i], top_k=10) for i in range(64)]:
-                future.result()  # warm-up
+            self.searches = {"arrays": self.manager.async_["vdb"].search_arrays, "hits": self.manager.async_["vdb"].search}
+            for search in self.searches.values():
+                for future in [search(query=data[i], top_k=10) for i in range(64)]:
+                    future.result()  # warm-up
         except BaseException:
             self.manager.close()
             raise
@@ -182,15 +186,19 @@ class LoadedService:
     def __exit__(self, *exc: Any) -> None:
         self.manager.close()
 
-    def measure(self, queries: np.ndarray, callers: int, caller_batch: int) -> tuple[float, np.ndarray]:
-        """Queries/s of ``callers`` concurrent callers searching every query, and the ids found."""
+    def measure(self, queries: np.ndarray, callers: int, caller_batch: int, how: str = "arrays") -> tuple[float, np.ndarray]:
+        """Queries/s of ``callers`` concurrent callers searching every query, and the ids found.
+
+        ``how``: ``arrays`` calls ``search_arrays`` (one structured array per call), ``hits`` calls
+        ``search`` (a ``Hit`` object per result).
+        """
         found = np.full((len(queries), 10), -1, dtype=np.int64)
-        elapsed = run_callers(self.search, queries, found, callers, caller_batch)
+        elapsed = run_callers(self.searches[how], queries, found, callers, caller_batch)
         return len(queries) / elapsed, found
 
     def mean_batch_rows(self) -> float:
         """Mean rows per stacked search call so far."""
-        return float(self.manager.metrics()["vdb"]["batch"].get("search", {}).get("mean_rows") or 1.0)
+        return float(self.manager.metrics()["vdb"]["batch"].get("search_arrays", {}).get("mean_rows") or 1.0)
 
 
 def compare(
@@ -202,12 +210,14 @@ def compare(
     caller_batch: int,
 ) -> dict[str, Any]:
     """Best of ``--repeat`` interleaved rounds: FAISS direct, the service, FAISS at the service's batch size."""
-    best = {"direct_qps": 0.0, "service_qps": 0.0, "same_batch_qps": 0.0}
+    best = {"direct_qps": 0.0, "service_qps": 0.0, "service_hits_qps": 0.0, "same_batch_qps": 0.0}
     found = np.empty(0)
     for _ in range(args.repeat):
         best["direct_qps"] = max(best["direct_qps"], direct_throughput(index, queries, batch=direct_batch))
         qps, found = service.measure(queries, args.callers, caller_batch)
         best["service_qps"] = max(best["service_qps"], qps)
+        hits_qps, _ = service.measure(queries, args.callers, caller_batch, how="hits")
+        best["service_hits_qps"] = max(best["service_hits_qps"], hits_qps)
         same = direct_throughput(index, queries, batch=max(1, round(service.mean_batch_rows())))
         best["same_batch_qps"] = max(best["same_batch_qps"], same)
     direct_found = np.concatenate(
@@ -241,7 +251,8 @@ def run_callers(search: Any, queries: np.ndarray, found: np.ndarray, callers: in
     elapsed = time.perf_counter() - start
     for lo, rows in answers.items():
         for offset, hits in enumerate(rows):
-            found[lo + offset, : len(hits)] = [int(h.id) for h in hits]
+            ids = [i for i in hits["id"] if i is not None] if isinstance(hits, np.ndarray) else [h.id for h in hits]
+            found[lo + offset, : len(ids)] = [int(i) for i in ids]
     return elapsed
 
 
@@ -255,6 +266,8 @@ def line(index: str, device: str, data: np.ndarray, figures: dict[str, Any], tru
         "direct_qps": round(figures["direct_qps"], 1),
         "service_qps": round(figures["service_qps"], 1),
         "ratio": round(figures["service_qps"] / figures["direct_qps"], 3),
+        "service_hits_qps": round(figures["service_hits_qps"], 1),
+        "hits_ratio": round(figures["service_hits_qps"] / figures["direct_qps"], 3),
         "recall_at_10": round(recall_at_10(figures["found"], truth), 4),
         "direct_recall_at_10": round(recall_at_10(figures["direct_found"], truth), 4),
         "queries": len(truth),

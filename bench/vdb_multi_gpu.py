@@ -145,7 +145,7 @@ def measure_service(
         started = time.perf_counter()
         manager.sync["vdb"].add(data, ids=[str(i) for i in range(len(data))], timeout_s=None)
         build_s = time.perf_counter() - started
-        search = manager.async_["vdb"].search
+        search = manager.async_["vdb"].search_arrays
         for future in [search(query=queries[i], top_k=10, timeout_s=None) for i in range(64)]:
             future.result()  # warm-up (every replica)
         found = np.full((len(queries), 10), -1, dtype=np.int64)

@@ -32,6 +32,9 @@ from sage_vdb_faiss.results import OverlappedSearch, to_hits
 from sage_vdb_faiss.table import VectorTable
 
 
+HIT_ARRAY = np.dtype([("id", object), ("score", np.float32)])
+"""The dtype of :meth:`VDBService.search_arrays` results: one ``(id, score)`` per hit."""
+
 class VDBService:
     """A vector store on FAISS: string ids, metadata, filters, persistence, CPU or GPU.
 
@@ -160,6 +163,33 @@ class VDBService:
             self._searches += 1
             self._queries += len(matrix)
         return hits[0] if single else hits
+
+    @batchable(arg="query")
+    def search_arrays(self, query: np.ndarray, top_k: int = 10, filter: Mapping[str, Any] | None = None) -> np.ndarray:
+        """:meth:`search` as one structured array, fields ``id`` (object) and ``score`` (float32).
+
+        Shape ``(rows, top_k)`` for a batch, ``(top_k,)`` for one 1-D query; slots past the available
+        matches hold id ``None`` and score ``-inf``. No Python object is made per hit, so this is the
+        path that keeps a GPU index busy through the service layer (metadata: :meth:`get`).
+        """
+        where = "VDBService.search_arrays"
+        k = as_top_k(top_k, where)
+        wanted = as_filter(filter, where)
+        with self._lock:
+            self._check_open(where)
+            matrix, single = as_matrix(query, self.dim, where, name="query")
+            out = np.empty((len(matrix), k), dtype=HIT_ARRAY)
+            out["id"], out["score"] = None, -np.inf
+            table, engine = self._table, self._engine
+            if table is not None and engine is not None and len(matrix):
+                rows = None if wanted is None else self._metadata.match(wanted)
+                scores, found = engine.search(table, self._to_index_space(matrix)[0], k, rows)
+                width, valid = found.shape[1], found >= 0
+                out["score"][:, :width] = np.where(valid, scores, -np.inf)
+                out["id"][:, :width] = np.where(valid, table.id_array()[np.maximum(found, 0)], None)
+            self._searches += 1
+            self._queries += len(matrix)
+        return out[0] if single else out
 
     def get(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:
         """``{"id", "vector", "metadata"}`` per id (copies), ``None`` for an unknown id."""

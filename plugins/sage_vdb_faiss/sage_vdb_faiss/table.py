@@ -26,12 +26,19 @@ class VectorTable:
 
     def clear(self) -> None:
         """Remove every row."""
+        self._id_array: np.ndarray | None = None
         self._vectors = np.empty((0, self.dim), dtype=np.float32)
         self._norms = np.empty(0, dtype=np.float32)
         self._alive = np.zeros(0, dtype=bool)
         self.ids: list[str | None] = []
         self.metadata: list[dict[str, Any] | None] = []
         self.row_of: dict[str, int] = {}
+
+    def id_array(self) -> np.ndarray:
+        """The ids as a numpy object array (``None`` for dead rows), for vectorised lookups; cached."""
+        if self._id_array is None:
+            self._id_array = np.array(self.ids + [None], dtype=object)[:-1]
+        return self._id_array
 
     # ------------------------------------------------------------------ sizes
 
@@ -82,6 +89,7 @@ class VectorTable:
 
         An id that is already live is re-pointed to the new row; the caller kills the old one.
         """
+        self._id_array: np.ndarray | None = None
         start, count = self.rows, len(ids)
         self._reserve(start + count)
         self._vectors[start : start + count] = vectors
@@ -95,6 +103,7 @@ class VectorTable:
 
     def kill(self, rows: np.ndarray) -> None:
         """Mark rows dead: their ids stop resolving, their slots stay until compaction."""
+        self._id_array: np.ndarray | None = None
         for row in rows.tolist():
             item = self.ids[row]
             if item is not None and self.row_of.get(item) == row:
@@ -105,6 +114,7 @@ class VectorTable:
 
     def compact(self) -> None:
         """Drop dead rows, renumbering live ones in their current order."""
+        self._id_array: np.ndarray | None = None
         keep = self.live_rows()
         vectors = self._vectors[keep]
         self._norms = self._norms[keep]
@@ -116,6 +126,7 @@ class VectorTable:
 
     def truncate(self, rows: int) -> None:
         """Forget rows from ``rows`` on (undoes an append whose indexing failed)."""
+        self._id_array: np.ndarray | None = None
         for item in self.ids[rows:]:
             if item is not None and self.row_of.get(item, -1) >= rows:
                 del self.row_of[item]
@@ -132,6 +143,7 @@ class VectorTable:
         metadata: list[dict[str, Any] | None],
     ) -> None:
         """Replace the contents with saved rows (dead rows carry ``None`` id and metadata)."""
+        self._id_array: np.ndarray | None = None
         self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self._norms = np.asarray(norms, dtype=np.float32).copy()
         self._alive = np.asarray(alive, dtype=bool).copy()

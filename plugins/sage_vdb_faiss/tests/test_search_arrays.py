@@ -1,0 +1,52 @@
+"""``search_arrays``: the same answers as ``search``, as one structured array, also through batching."""
+
+from __future__ import annotations
+
+from concurrent.futures import wait
+
+import numpy as np
+import pytest
+
+from sage_core.services.manager import ServiceManager
+from sage_vdb_faiss import VDBService
+
+
+@pytest.fixture
+def vectors() -> np.ndarray:
+    return np.random.default_rng(7).standard_normal((300, 16)).astype(np.float32)
+
+
+@pytest.fixture
+def store(vectors: np.ndarray) -> VDBService:
+    service = VDBService(16, index="Flat", metric="cosine")
+    service.add(vectors, ids=[f"v{i}" for i in range(len(vectors))], metadata=[{"even": i % 2 == 0} for i in range(len(vectors))])
+    return service
+
+
+def test_arrays_hold_the_ids_and_scores_of_search(store: VDBService, vectors: np.ndarray) -> None:
+    arrays = store.search_arrays(vectors[:5], top_k=7)
+    hits = store.search(vectors[:5], top_k=7)
+    assert arrays.shape == (5, 7)
+    assert [list(row) for row in arrays["id"]] == [[h.id for h in row] for row in hits]
+    np.testing.assert_allclose(arrays["score"], [[h.score for h in row] for row in hits], atol=1e-6)
+
+
+def test_short_answers_are_padded_and_filters_apply(store: VDBService, vectors: np.ndarray) -> None:
+    padded = store.search_arrays(vectors[0], top_k=400)
+    assert padded.shape == (400,) and padded["id"][299] is not None and padded["id"][300] is None
+    assert padded["score"][300] == -np.inf
+    filtered = store.search_arrays(vectors[1], top_k=5, filter={"even": True})
+    assert all(int(i[1:]) % 2 == 0 for i in filtered["id"])
+
+
+def test_concurrent_callers_get_their_own_rows_through_batching(vectors: np.ndarray) -> None:
+    manager = ServiceManager(job_name="arrays")
+    manager.register("vdb", lambda: VDBService(16, index="Flat"), batch={"max_size": 256, "max_wait_ms": 5})
+    try:
+        manager.sync["vdb"].add(vectors, ids=[f"v{i}" for i in range(len(vectors))])
+        futures = [manager.async_["vdb"].search_arrays(query=vectors[i], top_k=1) for i in range(64)]
+        wait(futures)
+        assert [f.result()["id"][0] for f in futures] == [f"v{i}" for i in range(64)]
+        assert manager.metrics()["vdb"]["batch"]["search_arrays"]["mean_rows"] > 1
+    finally:
+        manager.close()

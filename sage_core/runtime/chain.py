@@ -77,6 +77,19 @@ class BoundChain:
             slot = 0
         return batch
 
+    def run_task(self, read_input: Callable[[], None], aborted: Callable[[], bool], emit: Callable[[list], None], end: Callable[[], None]) -> None:
+        """A task's whole life: open the functions, ``read_input`` until it returns, then (unless
+        ``aborted()``) emit what :meth:`flush` still owes and call ``end`` (end-of-stream markers);
+        the functions are closed whatever happens. Errors propagate to the runtime."""
+        self.open()
+        try:
+            read_input()
+            if not aborted():
+                emit(self.flush())
+                end()
+        finally:
+            self.close()
+
     def run_source(self, batch_size: int, running: Callable[[], bool], emit: Callable[[list], None]) -> None:
         """Pull batches from the source through the chain into ``emit`` until it ends or ``running()`` is false.
 

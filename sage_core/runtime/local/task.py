@@ -57,18 +57,9 @@ class TaskThread(threading.Thread):
             chain.set_wake(self._wake)
 
     def run(self) -> None:
+        read_input = self._run_source if self.chain.source is not None else self._run_inbox
         try:
-            self.chain.open()
-            try:
-                if self.chain.source is not None:
-                    self._run_source()
-                else:
-                    self._run_inbox()
-                if not self.abort_event.is_set():
-                    self._emit(self.chain.flush())
-                    self._send_end_of_stream()
-            finally:
-                self.chain.close()
+            self.chain.run_task(read_input, self.abort_event.is_set, self._emit, self._send_end_of_stream)
         except BaseException as exc:  # reported to the job, which aborts every task
             self.on_error(self.task_name, exc)
 

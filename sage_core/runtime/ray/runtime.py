@@ -24,7 +24,7 @@ from sage_core.compiler.physical import Chain, PhysicalGraph
 from sage_core.runtime.errors import ErrorPolicy
 from sage_core.runtime.ray.services import RemoteService, RemoteServices
 from sage_core.runtime.ray.task_actor import ChainSpecs, OutputSpec, RemoteTaskActor, TaskOutcome, TaskSetup
-from sage_core.runtime.records import DeadLetter, OperatorStats
+from sage_core.runtime.records import OperatorStats
 
 STATS_TIMEOUT_S = 10.0
 """How long a live metrics read waits for the task actors."""
@@ -173,7 +173,7 @@ class RayRuntime:
             return
         self._final[task] = outcome.stats
         self._placement[task] = outcome.placement
-        deliver_dead_letters(self.errors, outcome.dead_letters)
+        self.errors.add_dead_letters(outcome.dead_letters)
         if outcome.failure is not None:
             self._fail(outcome.failure.restore(self.graph))
 
@@ -196,11 +196,6 @@ class RayRuntime:
             self._setups.clear()
 
 
-def deliver_dead_letters(errors: ErrorPolicy, letters: list[DeadLetter]) -> None:
-    """Add a task's dead letters to the job's, handing each to the user's dead-letter sink."""
-    errors.add_dead_letters(letters)
-
-
 def _serialize(task_id: str, setup: TaskSetup) -> bytes:
     """The setup as bytes; an error naming the task and the fix when something will not pickle."""
     try:
@@ -214,4 +209,4 @@ def _serialize(task_id: str, setup: TaskSetup) -> bytes:
         raise TypeError(msg) from exc
 
 
-__all__ = ["RayRuntime", "deliver_dead_letters"]
+__all__ = ["RayRuntime"]

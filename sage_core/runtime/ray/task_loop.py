@@ -73,19 +73,9 @@ class TaskLoop:
     def run(self) -> None:
         """The thread's body; never raises (the failure goes into ``finished``)."""
         failure: BaseException | None = None
+        read_input = self._run_source if self.chain.source is not None else self._run_inbox
         try:
-            self.chain.open()
-            try:
-                if self.chain.source is not None:
-                    self._run_source()
-                else:
-                    self._run_inbox()
-                if not self.abort.is_set():
-                    self._emit(self.chain.flush())
-                    self._acknowledge()
-                    self._send_end_of_stream()
-            finally:
-                self.chain.close()
+            self.chain.run_task(read_input, self.abort.is_set, self._emit, self._finish_stream)
         except BaseException as exc:  # reported by the actor to the driver, which aborts the job
             failure = exc
         if failure is None and not self.abort.is_set():
@@ -138,6 +128,11 @@ class TaskLoop:
                 ref = port.senders[target].send(piece, self.abort)
                 if self._waiting:
                     self._pushes.append(ref)
+
+    def _finish_stream(self) -> None:
+        """After the flush: acknowledge what is processed, then send end-of-stream markers."""
+        self._acknowledge()
+        self._send_end_of_stream()
 
     def _acknowledge(self) -> None:
         """Acknowledge the batches waiting, unless asynchronous calls still hold records."""

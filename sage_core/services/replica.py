@@ -110,7 +110,47 @@ class WorkerPool:
                 future.set_result(result)
 
 
-class Replica:
+class ReplicaState:
+    """What routing reads of a replica, local or on Ray: its state, methods and load, and why it refuses a call."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.state = "new"  # new | starting | ready | unavailable | failed | closed
+        self.error: BaseException | None = None
+        self.stale = False
+        self.backend: Any = None
+        self.methods: dict[str, str] = {}
+        self.in_flight = 0
+        self.served = 0
+        self.failed = 0
+        self._started: Future | None = None
+        self._lock = threading.Condition()
+
+    @property
+    def usable(self) -> bool:
+        """Ready, and not left behind by a write that failed here but succeeded elsewhere."""
+        return self.state == "ready" and not self.stale
+
+    def _finished(self, future: Future) -> None:
+        failed = future.cancelled() or future.exception() is not None
+        with self._lock:
+            self.in_flight -= 1
+            if failed:
+                self.failed += 1
+            else:
+                self.served += 1
+            if self.in_flight == 0:
+                self._lock.notify_all()
+
+    def _refusal(self, method: str) -> Exception:
+        if self.state == "closed":
+            return ServiceClosed(f"{self.label} is closed")
+        if self.state != "ready":
+            return RuntimeError(f"{self.label} is {self.state}: {self.error}")
+        return AttributeError(f"{self.label} has no method {method!r}; methods: {', '.join(sorted(self.methods))}")
+
+
+class Replica(ReplicaState):
     """One backend object with its workers, event loop and batching queues."""
 
     def __init__(
@@ -122,15 +162,7 @@ class Replica:
         batch: BatchConfig | None = None,
         thread_name: str = "sage-service",
     ) -> None:
-        self.label = label
-        self.state = "new"  # new | starting | ready | unavailable | failed | closed
-        self.error: BaseException | None = None
-        self.stale = False
-        self.backend: Any = None
-        self.methods: dict[str, str] = {}
-        self.in_flight = 0
-        self.served = 0
-        self.failed = 0
+        super().__init__(label)
         self._create = create
         self._batch = batch
         self._thread_name = thread_name
@@ -139,13 +171,6 @@ class Replica:
         self._loop_thread: threading.Thread | None = None
         self._batchers: dict[str, BatchingQueue] = {}
         self._bound: dict[str, Callable[..., Any]] = {}
-        self._started: Future | None = None
-        self._lock = threading.Condition()
-
-    @property
-    def usable(self) -> bool:
-        """Ready, and not left behind by a write that failed here but succeeded elsewhere."""
-        return self.state == "ready" and not self.stale
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -284,25 +309,6 @@ class Replica:
         """Batching statistics per batchable method."""
         return {name: batcher.stats() for name, batcher in self._batchers.items()}
 
-    def _finished(self, future: Future) -> None:
-        failed = future.cancelled() or future.exception() is not None
-        with self._lock:
-            self.in_flight -= 1
-            if failed:
-                self.failed += 1
-            else:
-                self.served += 1
-            if self.in_flight == 0:
-                self._lock.notify_all()
-
-    def _refusal(self, method: str) -> Exception:
-        if self.state == "closed":
-            return ServiceClosed(f"{self.label} is closed")
-        if self.state != "ready":
-            return RuntimeError(f"{self.label} is {self.state}: {self.error}")
-        return AttributeError(f"{self.label} has no method {method!r}; methods: {', '.join(sorted(self.methods))}")
-
-
 async def _collect(agen: Any) -> list[Any]:
     return [item async for item in agen]
 
@@ -324,4 +330,4 @@ def _failed(exc: BaseException) -> Future:
     return future
 
 
-__all__ = ["Replica", "WorkerPool", "method_styles"]
+__all__ = ["Replica", "ReplicaState", "WorkerPool", "method_styles"]

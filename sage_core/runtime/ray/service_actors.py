@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable, Sequence
@@ -25,8 +24,7 @@ from sage_core.runtime.ray.portable import portable_exception
 from sage_core.runtime.ray.replies import RemoteStream, Reply, answer, reply_future, stream_replies
 from sage_core.services.config import BatchConfig, ServiceConfig
 from sage_core.services.deadlines import DeadlineScheduler
-from sage_core.services.errors import ServiceClosed
-from sage_core.services.replica import Replica
+from sage_core.services.replica import Replica, ReplicaState
 from sage_core.services.service import DEFAULT, Service
 from sage_core.services.specs import BackendSpec, ServiceKind
 
@@ -120,27 +118,14 @@ class ReplicaHost:
         await asyncio.get_running_loop().run_in_executor(None, self.replica.close)
 
 
-class RemoteReplica:
+class RemoteReplica(ReplicaState):
     """Stands in for a :class:`Replica` inside the router; every call goes to its host actor."""
 
     def __init__(self, label: str, host: Any) -> None:
-        self.label = label
+        super().__init__(label)
         self.host = host
-        self.state = "new"
-        self.error: BaseException | None = None
-        self.stale = False
-        self.backend: Any = None
-        self.methods: dict[str, str] = {}
         self.node_id: str | None = None
-        self.in_flight = self.served = self.failed = 0
         self._batch: dict[str, dict[str, float]] = {}
-        self._started: Future | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def usable(self) -> bool:
-        """Ready, and not left behind by a write that failed here but succeeded elsewhere."""
-        return self.state == "ready" and not self.stale
 
     def start(self) -> Future:
         """Ask the host for its backend's state (once)."""
@@ -205,23 +190,8 @@ class RemoteReplica:
         except Exception:  # closing goes on for the other replicas
             log.exception("%s: closing its Ray actor failed", self.label)
 
-    def _finished(self, future: Future) -> None:
-        failed = future.exception() is not None
-        with self._lock:
-            self.in_flight -= 1
-            self.failed += failed
-            self.served += not failed
-
     def _lost(self, exc: BaseException) -> BaseException:
         return RuntimeError(f"{self.label}: its Ray actor failed: {type(exc).__name__}: {exc}")
-
-    def _refusal(self, method: str) -> Exception:
-        if self.state == "closed":
-            return ServiceClosed(f"{self.label} is closed")
-        if self.state != "ready":
-            return RuntimeError(f"{self.label} is {self.state}: {self.error}")
-        return AttributeError(f"{self.label} has no method {method!r}; methods: {', '.join(sorted(self.methods))}")
-
 
 class ServiceRouter:
     """One service's local machinery (routing, fallback, shards, deadlines) over its replica hosts."""

@@ -50,21 +50,17 @@ class ResourcesConfig(BaseModel):
     custom: dict[str, float] = Field(default_factory=dict)
 
 
-class FallbackConfig(BaseModel):
-    """One entry of a ``fallback:`` chain: a backend name (same kind) or a factory.
-
-    ``options`` omitted means "the primary's options that this backend's factory accepts".
-    """
+class BackendChoice(BaseModel):
+    """What a service and each of its fallbacks share: which backend, where, how many copies."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     backend: str | None = None
     factory: Callable[..., Any] | None = None
-    options: dict[str, Any] | None = None
     device: str = "auto"
     replicas: int = Field(1, ge=1)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
-    """On Ray, what each of this fallback's replicas reserves (not inherited from the primary)."""
+    """On Ray, what each replica reserves (a fallback does not inherit the primary's)."""
 
     @field_validator("factory", mode="before")
     @classmethod
@@ -77,7 +73,16 @@ class FallbackConfig(BaseModel):
         return _device(value)
 
 
-class ServiceConfig(BaseModel):
+class FallbackConfig(BackendChoice):
+    """One entry of a ``fallback:`` chain: a backend name (same kind) or a factory.
+
+    ``options`` omitted means "the primary's options that this backend's factory accepts".
+    """
+
+    options: dict[str, Any] | None = None
+
+
+class ServiceConfig(BackendChoice):
     """How one service runs: which backend, where, how many copies, and what happens on failure.
 
     * ``kind`` + ``backend`` pick a registered backend (``factory(device=..., **options)``), or
@@ -96,31 +101,14 @@ class ServiceConfig(BaseModel):
     replica and fallback, and it enables ``shards``. Without a kind every method is a read.
     """
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
     kind: str | None = None
-    backend: str | None = None
-    factory: Callable[..., Any] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
-    device: str = "auto"
-    replicas: int = Field(1, ge=1)
     shards: int = Field(1, ge=1)
     fallback: list[FallbackConfig] = Field(default_factory=list)
     batch: BatchConfig | None = None
     timeout_s: float | None = Field(300.0, gt=0)
     workers: int = Field(4, ge=1)
     max_queue_depth: int | None = Field(None, ge=1)
-    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
-
-    @field_validator("factory", mode="before")
-    @classmethod
-    def _import_factory(cls, value: Any) -> Any:
-        return _import(value)
-
-    @field_validator("device")
-    @classmethod
-    def _check_device(cls, value: str) -> str:
-        return _device(value)
 
     @field_validator("batch", mode="before")
     @classmethod
@@ -303,6 +291,7 @@ def _unwrap(annotation: Any) -> Any:
 
 
 __all__ = [
+    "BackendChoice",
     "BatchConfig",
     "FallbackConfig",
     "ResourcesConfig",

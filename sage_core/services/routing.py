@@ -269,12 +269,8 @@ def failed(exc: BaseException) -> Future:
     return future
 
 
-def combine(futures: list[Future], merge: Callable[[list[Any]], Any]) -> Future:
-    """A Future of ``merge([results])`` once all succeed; the first exception otherwise."""
-    out: Future = Future()
-    if len(futures) == 1:
-        futures[0].add_done_callback(lambda f: _settle(out, f, merge))
-        return out
+def when_all(futures: list[Future], callback: Callable[[], None]) -> None:
+    """Call ``callback()`` once, on the thread that completes the last of ``futures``."""
     remaining = [len(futures)]
     lock = threading.Lock()
 
@@ -283,6 +279,20 @@ def combine(futures: list[Future], merge: Callable[[list[Any]], Any]) -> Future:
             remaining[0] -= 1
             if remaining[0]:
                 return
+        callback()
+
+    for future in futures:
+        future.add_done_callback(one_done)
+
+
+def combine(futures: list[Future], merge: Callable[[list[Any]], Any]) -> Future:
+    """A Future of ``merge([results])`` once all succeed; the first exception otherwise."""
+    out: Future = Future()
+    if len(futures) == 1:
+        futures[0].add_done_callback(lambda f: _settle(out, f, merge))
+        return out
+
+    def all_done() -> None:
         for future in futures:
             if future.cancelled() or future.exception() is not None:
                 _settle(out, future, merge)
@@ -292,22 +302,15 @@ def combine(futures: list[Future], merge: Callable[[list[Any]], Any]) -> Future:
         except Exception as exc:
             out.set_exception(exc)
 
-    for future in futures:
-        future.add_done_callback(one_done)
+    when_all(futures, all_done)
     return out
 
 
 def first_success(futures: list[Future], on_lagging: Callable[[int], None]) -> Future:
     """Once all are done: the first successful result; ``on_lagging(i)`` for each that failed then."""
     out: Future = Future()
-    remaining = [len(futures)]
-    lock = threading.Lock()
 
-    def one_done(_: Future) -> None:
-        with lock:
-            remaining[0] -= 1
-            if remaining[0]:
-                return
+    def all_done() -> None:
         ok = [i for i, f in enumerate(futures) if not f.cancelled() and f.exception() is None]
         if not ok:
             _settle(out, futures[0], lambda r: r)
@@ -317,8 +320,7 @@ def first_success(futures: list[Future], on_lagging: Callable[[int], None]) -> F
                 on_lagging(index)
         out.set_result(futures[ok[0]].result())
 
-    for future in futures:
-        future.add_done_callback(one_done)
+    when_all(futures, all_done)
     return out
 
 
@@ -337,4 +339,4 @@ def _settle(out: Future, done: Future, merge: Callable[[Any], Any]) -> None:
         out.set_exception(merge_exc)
 
 
-__all__ = ["BackendGroup", "ReplicaSet", "SHARD_RULES", "combine", "failed", "first_success", "stable_shard"]
+__all__ = ["BackendGroup", "ReplicaSet", "SHARD_RULES", "combine", "failed", "first_success", "stable_shard", "when_all"]

@@ -26,7 +26,7 @@ from sage_core.services.chain import ReplicaFactory, build_chain
 from sage_core.services.config import ServiceConfig
 from sage_core.services.deadlines import DeadlineScheduler
 from sage_core.services.errors import ServiceClosed, ServiceError, ServiceTimeout
-from sage_core.services.routing import BackendGroup, failed
+from sage_core.services.routing import BackendGroup, failed, when_all
 from sage_core.services.streams import StreamIterator
 
 log = logging.getLogger("sage.services")
@@ -192,14 +192,7 @@ class Service:
             _resolve(out, exc=self._error(method, [("chain", RuntimeError("no usable backend"))]))
             return
         attempts = [self._with_deadline(g.call(method, args, kwargs, True), timeout, g.label, method) for _, g in groups]
-        remaining = [len(attempts)]
-        lock = threading.Lock()
-
-        def one_done(_: Future) -> None:
-            with lock:
-                remaining[0] -= 1
-                if remaining[0]:
-                    return
+        def all_done() -> None:
             outcomes = [(groups[i], _exception(a), a) for i, a in enumerate(attempts)]
             succeeded = [(ig, a) for ig, exc, a in outcomes if exc is None]
             if not succeeded:
@@ -214,8 +207,7 @@ class Service:
             self._served(index, group)
             _resolve(out, result=first.result())
 
-        for attempt in attempts:
-            attempt.add_done_callback(one_done)
+        when_all(attempts, all_done)
 
     def _pick(self, start: int) -> tuple[int, BackendGroup] | None:
         if start == 0 and len(self.chain) == 1:  # the common case: one backend, nothing to choose

@@ -22,8 +22,11 @@ halves are retried (recursively), so one caller's bad input fails only that call
 of a few extra calls.
 
 ``async def`` methods work too: the call is scheduled on the replica's event loop and the thread
-moves on to the next batch while it runs. Sync methods run on the batching thread itself, one batch
-at a time per replica (add replicas for more concurrency).
+moves on to the next batch while it runs. Sync methods run on the batching threads themselves:
+``max_in_flight`` threads (default 1) take turns collecting, and each runs the batch it collected,
+so up to ``max_in_flight`` stacked calls of one replica are in flight at once. Two let a backend that
+serialises its device work (a GPU index under a lock) search one batch while the next is stacked,
+checked and split; the method must then be thread-safe.
 """
 
 from __future__ import annotations
@@ -52,11 +55,12 @@ log = logging.getLogger("sage.services.batching")
 
 @dataclass(frozen=True)
 class BatchSpec:
-    """How a method is batched: the argument stacked, the largest batch and the longest wait."""
+    """How a method is batched: the argument stacked, the largest batch, the longest wait, the calls in flight."""
 
     arg: str
     max_size: int = 256
     max_wait_ms: float = 2.0
+    max_in_flight: int = 1
 
     def __post_init__(self) -> None:
         if not self.arg or not isinstance(self.arg, str):
@@ -68,15 +72,22 @@ class BatchSpec:
         if float(self.max_wait_ms) < 0:
             msg = f"batchable({self.arg!r}): max_wait_ms must be >= 0, got {self.max_wait_ms}"
             raise ValueError(msg)
+        if int(self.max_in_flight) < 1:
+            msg = f"batchable({self.arg!r}): max_in_flight must be >= 1, got {self.max_in_flight}"
+            raise ValueError(msg)
 
 
-def batchable(arg: str, *, max_size: int = 256, max_wait_ms: float = 2.0) -> Callable[[F], F]:
+def batchable(
+    arg: str, *, max_size: int = 256, max_wait_ms: float = 2.0, max_in_flight: int = 1
+) -> Callable[[F], F]:
     """Mark a backend method whose concurrent calls may be stacked along ``arg`` into one call.
 
     The method itself is unchanged (calling it directly does no batching); the service layer reads
-    the mark. A service's ``batch: {max_size, max_wait_ms}`` config overrides these sizes.
+    the mark. ``max_in_flight`` > 1 declares a sync method thread-safe and lets that many stacked
+    calls run at once. A service's ``batch: {max_size, max_wait_ms, max_in_flight}`` config
+    overrides these.
     """
-    spec = BatchSpec(arg=arg, max_size=max_size, max_wait_ms=max_wait_ms)
+    spec = BatchSpec(arg=arg, max_size=max_size, max_wait_ms=max_wait_ms, max_in_flight=max_in_flight)
 
     def mark(fn: F) -> F:
         setattr(fn, BATCHABLE_ATTR, spec)
@@ -144,12 +155,18 @@ class BatchingQueue:
         self._carry: _Request | None = None
         self._closed = False
         self._stats_lock = threading.Lock()
+        self._collecting = threading.Lock()  # one thread collects at a time; the others run their batch
         self.batches = 0
         self.requests = 0
         self.rows = 0
         self.max_rows = 0
-        self._thread = threading.Thread(target=self._run, name=f"sage-batch-{self.name}", daemon=True)
-        self._thread.start()
+        threads = 1 if self.is_async else int(spec.max_in_flight)  # an async call never blocks its thread
+        self._running = threads
+        self._threads = [
+            threading.Thread(target=self._run, name=f"sage-batch-{self.name}-{i}", daemon=True) for i in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     # ------------------------------------------------------------------ public
 
@@ -185,18 +202,27 @@ class BatchingQueue:
             return
         self._closed = True
         self._queue.put(_STOP)
-        self._thread.join(timeout)
+        deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
+        for thread in self._threads:
+            thread.join(None if timeout is None else max(0.0, deadline - time.monotonic()))
 
     # ------------------------------------------------------------------ the batching thread
 
     def _run(self) -> None:
         while True:
-            batch, stop = self._collect()
+            with self._collecting:
+                batch, stop = self._collect()
             if batch:
                 self._dispatch(batch)
             if stop:
                 break
-        self._fail_leftovers()
+        with self._stats_lock:
+            self._running -= 1
+            last = self._running == 0
+        if last:
+            self._fail_leftovers()
+        else:
+            self._queue.put(_STOP)  # the next thread stops too
 
     def _collect(self) -> tuple[list[_Request], bool]:
         """Block for a first request, then gather more until full or ``max_wait`` has passed."""

@@ -3,7 +3,7 @@
 Validation runs in two steps, both reporting the exact key path and the valid choices:
 
 1. structure (pydantic): types, ranges, unknown keys
-   (``services.vdb.batch.max_sise: unknown key; valid keys: enabled, max_size, max_wait_ms``);
+   (``services.vdb.batch.max_sise: unknown key; valid keys: enabled, max_in_flight, max_size, max_wait_ms``);
 2. against the installed plugins (:func:`check_service`): ``kind``, ``backend``, each fallback's
    backend, the ``options`` the backend's factory accepts, and whether the kind can be sharded.
 """
@@ -34,6 +34,8 @@ class BatchConfig(BaseModel):
     enabled: bool = True
     max_size: int = Field(256, ge=1)
     max_wait_ms: float = Field(2.0, ge=0)
+    max_in_flight: int | None = Field(None, ge=1)
+    """Stacked calls of one replica in flight at once; ``None`` keeps what the method declares."""
 
 
 class ResourcesConfig(BaseModel):

@@ -205,7 +205,8 @@ class Replica(ReplicaState):
             if spec is None or not enabled or style not in ("sync", "async"):
                 continue
             if self._batch is not None:
-                spec = BatchSpec(spec.arg, self._batch.max_size, self._batch.max_wait_ms)
+                batch = self._batch
+                spec = BatchSpec(spec.arg, batch.max_size, batch.max_wait_ms, batch.max_in_flight or spec.max_in_flight)
             self._batchers[name] = BatchingQueue(
                 self._bound[name], spec, loop=self._loop, name=f"{self._thread_name.removeprefix('sage-')}.{name}"
             )

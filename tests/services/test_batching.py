@@ -197,3 +197,57 @@ def test_stats_count_batches_requests_and_rows(backend: RowSums, queue_of: Any) 
         f.result(5)
     stats = queue.stats()
     assert stats["requests"] == 4 and stats["rows"] == 8 and stats["batches"] == len(backend.calls)
+
+
+class Gate:
+    """A sync batchable method that blocks until released and counts the calls running at once."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.running = 0
+        self.most_running = 0
+        self.entered = threading.Semaphore(0)
+        self._lock = threading.Lock()
+
+    @batchable(arg="rows", max_wait_ms=0, max_in_flight=2)
+    def echo(self, rows: list[int]) -> list[int]:
+        with self._lock:
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
+        self.entered.release()
+        self.release.wait(10)
+        with self._lock:
+            self.running -= 1
+        return list(rows)
+
+
+@pytest.mark.parametrize("in_flight", [1, 2])
+def test_max_in_flight_bounds_the_stacked_calls_running_at_once(in_flight: int) -> None:
+    gate = Gate()
+    queue = BatchingQueue(gate.echo, BatchSpec("rows", max_wait_ms=0, max_in_flight=in_flight))
+    try:
+        first = queue.submit((), {"rows": [1]})
+        assert gate.entered.acquire(timeout=5)
+        second = queue.submit((), {"rows": [2]})
+        both_running = gate.entered.acquire(timeout=0.5)
+        assert both_running == (in_flight == 2)
+        gate.release.set()
+        assert (first.result(5), second.result(5)) == ([1], [2])
+        assert gate.most_running == in_flight
+    finally:
+        gate.release.set()
+        queue.close()
+
+
+def test_every_batching_thread_stops_on_close_and_late_calls_are_refused() -> None:
+    gate = Gate()
+    gate.release.set()
+    queue = BatchingQueue(gate.echo, batch_spec(gate.echo))
+    results = [queue.submit((), {"rows": [i]}) for i in range(20)]
+    queue.close()
+    assert [f.result(5) for f in results] == [[i] for i in range(20)]
+    assert not any(thread.is_alive() for thread in queue._threads)
+    with pytest.raises(ServiceClosed):
+        queue.submit((), {"rows": [0]}).result(5)
+    with pytest.raises(ValueError, match="max_in_flight"):
+        batchable("rows", max_in_flight=0)

@@ -59,7 +59,7 @@ def test_loaded_services_run_in_a_manager(tmp_path: Path, manager: ServiceManage
     ("config", "message"),
     [
         ({"services": {"vdb": {"kind": "vdb", "backend": "numpy", "batch": {"max_sise": 3}}}},
-         r"services\.vdb\.batch\.max_sise: unknown key \(did you mean 'max_size'\?\); valid keys: enabled, max_size, max_wait_ms"),
+         r"services\.vdb\.batch\.max_sise: unknown key \(did you mean 'max_size'\?\); valid keys: enabled, max_in_flight, max_size, max_wait_ms"),
         ({"services": {"vdb": {"kind": "vdb", "backend": "fais"}}},
          r"services\.vdb\.backend: unknown backend 'fais' for kind 'vdb'; installed backends: .*numpy"),
         ({"services": {"vdb": {"kind": "vector", "backend": "numpy"}}},

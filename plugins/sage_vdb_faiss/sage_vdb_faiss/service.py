@@ -135,7 +135,7 @@ class VDBService:
 
     # ------------------------------------------------------------------ reads
 
-    @batchable(arg="query")
+    @batchable(arg="query", max_in_flight=2)
     def search(
         self, query: np.ndarray, top_k: int = 10, filter: Mapping[str, Any] | None = None
     ) -> list[Hit] | list[list[Hit]]:
@@ -164,31 +164,41 @@ class VDBService:
             self._queries += len(matrix)
         return hits[0] if single else hits
 
-    @batchable(arg="query")
+    @batchable(arg="query", max_in_flight=2)
     def search_arrays(self, query: np.ndarray, top_k: int = 10, filter: Mapping[str, Any] | None = None) -> np.ndarray:
         """:meth:`search` as one structured array, fields ``id`` (object) and ``score`` (float32).
 
         Shape ``(rows, top_k)`` for a batch, ``(top_k,)`` for one 1-D query; slots past the available
-        matches hold id ``None`` and score ``-inf``. No Python object is made per hit, so this is the
-        path that keeps a GPU index busy through the service layer (metadata: :meth:`get`).
+        matches hold id ``None`` and score ``-inf``. No Python object is made per hit, and only the
+        FAISS call holds the store's lock (checking the queries and filling the result do not), so
+        with two stacked calls in flight the index searches one batch while the next is prepared:
+        this is the path that keeps a GPU index busy through the service layer (metadata: :meth:`get`).
         """
         where = "VDBService.search_arrays"
         k = as_top_k(top_k, where)
         wanted = as_filter(filter, where)
+        self._check_open(where)
+        dim = self.dim
+        matrix, single = as_matrix(query, dim, where, name="query")
+        queries = self._to_index_space(matrix)[0]
+        found: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         with self._lock:
             self._check_open(where)
-            matrix, single = as_matrix(query, self.dim, where, name="query")
-            out = np.empty((len(matrix), k), dtype=HIT_ARRAY)
-            out["id"], out["score"] = None, -np.inf
             table, engine = self._table, self._engine
             if table is not None and engine is not None and len(matrix):
+                if dim is None:  # the first vectors were added meanwhile: check against their dim
+                    as_matrix(matrix, self.dim, where, name="query")
                 rows = None if wanted is None else self._metadata.match(wanted)
-                scores, found = engine.search(table, self._to_index_space(matrix)[0], k, rows)
-                width, valid = found.shape[1], found >= 0
-                out["score"][:, :width] = np.where(valid, scores, -np.inf)
-                out["id"][:, :width] = np.where(valid, table.id_array()[np.maximum(found, 0)], None)
+                found = (*engine.search(table, queries, k, rows), table.id_lookup())
             self._searches += 1
             self._queries += len(matrix)
+        out = np.empty((len(matrix), k), dtype=HIT_ARRAY)  # ids start as None
+        out["score"] = -np.inf
+        if found is not None:
+            scores, hits, ids = found
+            width = hits.shape[1]
+            out["score"][:, :width] = np.where(hits >= 0, scores, -np.inf)
+            out["id"][:, :width] = ids[hits]
         return out[0] if single else out
 
     def get(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:

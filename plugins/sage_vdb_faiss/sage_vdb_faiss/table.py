@@ -34,10 +34,15 @@ class VectorTable:
         self.metadata: list[dict[str, Any] | None] = []
         self.row_of: dict[str, int] = {}
 
-    def id_array(self) -> np.ndarray:
-        """The ids as a numpy object array (``None`` for dead rows), for vectorised lookups; cached."""
+    def id_lookup(self) -> np.ndarray:
+        """The ids by row as a numpy object array, cached, with one ``None`` past the last row.
+
+        ``id_lookup()[rows]`` turns a FAISS result into ids in one vectorised step: a dead row and
+        FAISS's ``-1`` (no match; it indexes the trailing slot) both give ``None``. Changes to the
+        table replace the array, so one taken under the store's lock stays valid after it.
+        """
         if self._id_array is None:
-            self._id_array = np.array(self.ids + [None], dtype=object)[:-1]
+            self._id_array = np.array(self.ids + [None], dtype=object)
         return self._id_array
 
     # ------------------------------------------------------------------ sizes

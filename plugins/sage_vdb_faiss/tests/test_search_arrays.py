@@ -50,3 +50,32 @@ def test_concurrent_callers_get_their_own_rows_through_batching(vectors: np.ndar
         assert manager.metrics()["vdb"]["batch"]["search_arrays"]["mean_rows"] > 1
     finally:
         manager.close()
+
+
+def test_searches_in_flight_during_writes_return_only_ids_that_existed(vectors: np.ndarray) -> None:
+    manager = ServiceManager(job_name="arrays-writes")
+    manager.register("vdb", lambda: VDBService(16, index="Flat"), batch={"max_size": 64, "max_wait_ms": 1})
+    known = {f"v{i}" for i in range(100)}
+    try:
+        manager.sync["vdb"].add(vectors[:100], ids=sorted(known))
+        searches = [manager.async_["vdb"].search_arrays(query=vectors[i % 300], top_k=5) for i in range(600)]
+        for step in range(100, 300, 20):  # upserts and deletes race the searches in flight
+            batch = [f"v{i}" for i in range(step, step + 20)]
+            manager.sync["vdb"].upsert(vectors[step : step + 20], ids=batch)
+            known.update(batch)
+            manager.sync["vdb"].delete([f"v{step - 100}"])
+        wait(searches)
+        returned = {i for f in searches for i in f.result()["id"] if i is not None}
+        assert returned and returned <= known
+        assert all(np.isfinite(f.result()["score"]).all() for f in searches)
+    finally:
+        manager.close()
+
+
+def test_a_search_before_the_first_add_returns_empty_slots() -> None:
+    store = VDBService(index="Flat")
+    empty = store.search_arrays(np.ones((2, 8), dtype=np.float32), top_k=3)
+    assert empty.shape == (2, 3) and all(i is None for i in empty["id"].ravel())
+    store.add(np.ones((1, 8), dtype=np.float32), ids=["a"])
+    with pytest.raises(ValueError, match="dimension 4"):
+        store.search_arrays(np.ones(4, dtype=np.float32))

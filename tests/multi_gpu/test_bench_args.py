@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from sage_core.plugins.manager import get_plugin_manager
+from sage_core.services.config import parse_service
+
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
@@ -18,11 +21,32 @@ import vdb_multi_gpu  # noqa: E402
 def test_two_gpu_llm_lines_double_the_prompts_and_keep_every_replica_batch_full() -> None:
     args = llm_vllm._parse(["--gpu", "--gpus", "2"])
     plans = llm_multi_gpu.plans(args.prompts, args.gpus)
-    assert [(p.config, p.prompts, p.replicas, p.tensor_parallel_size) for p in plans] == [
-        ("1gpu", 512, 1, 1), ("tp2", 1024, 1, 2), ("replicas2", 1024, 2, 1),
+    assert [(p.config, p.prompts, p.replicas, p.tensor_parallel_size, p.runtime) for p in plans] == [
+        ("1gpu", 512, 1, 1, "local"), ("tp2", 1024, 1, 2, "local"), ("replicas2", 1024, 2, 1, "local"),
+        ("ray-replicas2", 1024, 2, 1, "ray"),
     ]
     assert args.runs == 2 and args.new_tokens == 128 and args.prompt_tokens == 128
-    assert [p.capacity(1024) for p in plans] == [1024, 1024, 2048]
+    assert [p.capacity(1024) for p in plans] == [1024, 1024, 2048, 2048]
+
+
+def test_ray_line_registers_the_llm_service_by_config_one_gpu_per_replica_actor() -> None:
+    args = llm_vllm._parse(["--gpu", "--gpus", "2", "--configs", "ray-replicas2", "--max-num-seqs", "256"])
+    [plan] = llm_multi_gpu.plans(args.prompts, args.gpus, args.configs.split(","))
+    registration = llm_multi_gpu.ray_registration(args, "/models/llama-1b", plan)
+    assert {k: registration[k] for k in ("kind", "backend", "device", "replicas", "resources")} == {
+        "kind": "llm", "backend": "vllm", "device": "cuda", "replicas": 2, "resources": {"num_gpus": 1},
+    }
+    local = llm_multi_gpu.plans(args.prompts, args.gpus, ["replicas2"])[0]
+    assert registration["options"] == llm_multi_gpu.engine_options(args, local) | {"model": "/models/llama-1b"}
+    options = registration["options"]
+    assert (options["max_num_seqs"], options["gpu_memory_utilization"], options["dtype"]) == (256, 0.4, "bfloat16")
+
+
+def test_ray_registration_is_a_valid_service_config() -> None:
+    args = llm_vllm._parse(["--gpu", "--gpus", "2"])
+    plan = llm_multi_gpu.plans(args.prompts, args.gpus, ["ray-replicas2"])[0]
+    config = parse_service("llm", llm_multi_gpu.ray_registration(args, "/models/llama-1b", plan), get_plugin_manager())
+    assert (config.replicas, config.resources.num_gpus, config.device, config.options["model"]) == (2, 1, "cuda", "/models/llama-1b")
 
 
 @pytest.mark.parametrize("argv", [["--gpus", "2"], ["--gpu", "--gpus", "2", "--configs", "tp3"], ["--gpu", "--configs", "tp2"]])

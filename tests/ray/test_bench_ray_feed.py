@@ -2,11 +2,15 @@
 
 Records go from this process to the flow's source actor through one Ray queue and come back from
 the sink actor through another; the map calls a replicated service asynchronously (the hashing
-embedder standing in for the GPU llm service), as the benchmark's ``Generate`` map does.
+embedder standing in for the GPU llm service), as the benchmark's ``Generate`` map does. The last
+test runs the benchmark's line itself, small, on two GPUs (skipped without them).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -93,3 +97,26 @@ def test_a_failed_job_ends_the_wait_at_once_with_its_error(remote_env: RemoteEnv
         with pytest.raises(RuntimeError, match=r"the job ended \(failed\) after 0 of 1 results: .*record 3 is rejected"):
             feed.run([3], timeout_s=120, job=job)
         assert time.monotonic() - began < 30
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_bench_ray_line_generates_on_one_engine_actor_per_gpu(tmp_path: Path) -> None:
+    from sage_core.services.devices import gpu_count
+
+    if importlib.util.find_spec("vllm") is None or gpu_count() < 2:
+        pytest.skip(f"needs vLLM and 2 NVIDIA GPUs ({gpu_count()} visible)")
+    from sage_llm_vllm.models import LlamaShape, build_random_llama
+
+    shape = LlamaShape(hidden_size=256, intermediate_size=512, num_attention_heads=4, num_key_value_heads=2)
+    model = build_random_llama(tmp_path / "model", shape)
+    flags = ["--prompts", "32", "--prompt-tokens", "16", "--new-tokens", "8", "--runs", "1", "--eager", "--gpu-share", "0.2", "--max-num-seqs", "32"]
+    command = [sys.executable, str(BENCH / "llm_vllm.py"), "--gpu", "--gpus", "2", "--configs", "ray-replicas2", "--model", str(model)]
+    done = subprocess.run([*command, *flags], capture_output=True, text=True, timeout=840, check=False)
+    assert done.returncode == 0, done.stderr[-4000:]
+    [line] = [json.loads(text) for text in done.stdout.splitlines()]  # stdout holds the JSON line only
+    assert "error" not in line, line
+    assert line["config"] == "ray-replicas2" and line["prompts"] == 64 and line["output_tokens_per_s"] > 0
+    assert len(line["served_per_replica"]) == 2 and sum(line["served_per_replica"]) == 64 * 2  # warm-up + 1 timed run
+    assert min(line["served_per_replica"]) > 0 and isinstance(line["driver_cpu"], float)

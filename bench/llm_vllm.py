@@ -17,7 +17,8 @@ CPU (default): a tiny random Llama, 256 prompts x 32 new tokens; keys raw_tokens
 pipeline_tokens_per_s, ratio, embed_direct_per_s, embed_service_per_s, embed_ratio.
 ``--gpu``: a random 1.1B Llama (bf16), 512 prompts of 128 token ids x 128 new tokens; raw_tokens_per_s
 is then the raw async engine, plus device, raw_llm_tokens_per_s (LLM.generate), engine_start_s.
-``--gpu --gpus 2``: one line each for one GPU, tensor parallel and replicas (``bench/llm_multi_gpu.py``).
+``--gpu --gpus 2``: one line each for one GPU, tensor parallel, replicas and replicas as Ray actors
+(``bench/llm_multi_gpu.py``).
 """
 
 from __future__ import annotations
@@ -345,7 +346,7 @@ def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-num-batched-tokens", type=int)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gpus", type=int, default=1, help="GPU: 2 runs the 1-GPU, tensor-parallel and replica lines")
-    parser.add_argument("--configs", help="with --gpus N: a comma list of 1gpu, tpN, replicasN (default all)")
+    parser.add_argument("--configs", help="with --gpus N: a comma list of 1gpu, tpN, replicasN, ray-replicasN (default all)")
     args = parser.parse_args(argv)
     if args.gpus < 1 or (args.gpus > 1 and not args.gpu):
         parser.error(f"--gpus {args.gpus}: give --gpu with --gpus >= 2 (or leave --gpus at 1)")

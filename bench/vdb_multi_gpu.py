@@ -158,7 +158,7 @@ def measure_service(
     finally:
         manager.close()
     served = [r["served"] for g in metrics["backends"] for r in g["replicas"]]
-    mean_rows = metrics["batch"].get("search", {}).get("mean_rows")
+    mean_rows = metrics["batch"].get("search_arrays", {}).get("mean_rows")
     return best, found, {"build_s": round(build_s, 1), "served_per_replica": served, "mean_batch_rows": mean_rows, "device": devices}
 
 

@@ -8,6 +8,8 @@ process (each environment closed and its GPU memory released before the next):
 * ``replicasN``: the llm service with ``replicas: N``, ``device: cuda`` (replica r pinned to
   ``cuda:r``), N x the prompts, spread by the service layer over the replicas by load; every
   engine's front-end runs in this process;
+* ``process-replicasN``: the same, with ``isolation: process``: each replica (its engine's
+  front-end) in its own child process, the flow in this one;
 * ``ray-replicasN``: the same flow and service in a ``RemoteEnvironment``: each replica a Ray actor
   reserving one GPU (its engine's front-end in that actor's process), the source and sink task
   actors fed and drained by this process through Ray queues (``bench/ray_feed.py``).
@@ -57,7 +59,8 @@ SERVICE_TIMEOUT_S = 1800
 @dataclass(frozen=True)
 class Plan:
     """One configuration: how many engines, how wide each is, the prompts of a timed run, and where
-    it runs (``local``: this process; ``ray``: one Ray actor per replica and per task)."""
+    it runs (``local``: this process; ``process``: each replica in a child process, the flow here;
+    ``ray``: one Ray actor per replica and per task)."""
 
     config: str
     prompts: int
@@ -71,8 +74,8 @@ class Plan:
 
 
 def config_names(gpus: int) -> tuple[str, ...]:
-    """The configuration names for ``gpus`` GPUs: ``1gpu``, ``tp{gpus}``, ``replicas{gpus}``, ``ray-replicas{gpus}``."""
-    return ("1gpu", f"tp{gpus}", f"replicas{gpus}", f"ray-replicas{gpus}")
+    """The configuration names for ``gpus`` GPUs, in the order they run."""
+    return ("1gpu", f"tp{gpus}", f"replicas{gpus}", f"process-replicas{gpus}", f"ray-replicas{gpus}")
 
 
 def plans(prompts: int, gpus: int, configs: Sequence[str] | None = None) -> list[Plan]:
@@ -83,6 +86,7 @@ def plans(prompts: int, gpus: int, configs: Sequence[str] | None = None) -> list
         "1gpu": Plan("1gpu", prompts),
         f"tp{gpus}": Plan(f"tp{gpus}", prompts * gpus, tensor_parallel_size=gpus),
         f"replicas{gpus}": Plan(f"replicas{gpus}", prompts * gpus, replicas=gpus),
+        f"process-replicas{gpus}": Plan(f"process-replicas{gpus}", prompts * gpus, replicas=gpus, runtime="process"),
         f"ray-replicas{gpus}": Plan(f"ray-replicas{gpus}", prompts * gpus, replicas=gpus, runtime="ray"),
     }
     wanted = list(every) if not configs else list(configs)
@@ -103,16 +107,21 @@ def engine_options(args: argparse.Namespace, plan: Plan) -> dict[str, Any]:
     }
 
 
-def ray_registration(args: argparse.Namespace, model: str, plan: Plan) -> dict[str, Any]:
-    """The llm service of a Ray plan, by config: backend ``vllm``, one replica actor per GPU."""
+def service_registration(args: argparse.Namespace, model: str, plan: Plan) -> dict[str, Any]:
+    """The llm service of a ``process`` or ``ray`` plan, by config: backend ``vllm``, one replica per GPU.
+
+    In child processes the service layer hands replica r the device ``cuda:r``; on Ray each replica
+    actor reserves a GPU and Ray sets its ``CUDA_VISIBLE_DEVICES``, so ``cuda`` is that GPU.
+    """
+    placement = {"resources": {"num_gpus": 1}} if plan.runtime == "ray" else {"isolation": "process"}
     return {
         "kind": "llm",
         "backend": "vllm",
-        "device": "cuda",  # Ray sets each replica actor's CUDA_VISIBLE_DEVICES to its own GPU
+        "device": "cuda",
         "replicas": plan.replicas,
-        "resources": {"num_gpus": 1},
         "timeout_s": SERVICE_TIMEOUT_S,
         "options": {**engine_options(args, plan), "model": model},
+        **placement,
     }
 
 
@@ -157,7 +166,11 @@ def run_multi_gpu(args: argparse.Namespace, model: str) -> Iterator[dict[str, An
 
 
 def measure_plan(args: argparse.Namespace, model: str, plan: Plan, load: GpuLoad) -> dict[str, Any]:
-    """Start the plan's engines behind the llm service, feed one untimed and ``args.runs`` timed runs."""
+    """Start the plan's engines behind the llm service, feed one untimed and ``args.runs`` timed runs.
+
+    A ``local`` plan creates the engines in this process (their figures are read off them); a
+    ``process`` plan registers the service by config, each replica in its own child process.
+    """
     from sage_llm_vllm import VLLMService
 
     from sage_core import LocalEnvironment
@@ -173,11 +186,14 @@ def measure_plan(args: argparse.Namespace, model: str, plan: Plan, load: GpuLoad
 
     env = LocalEnvironment(f"bench-llm-{plan.config}")
     try:
-        env.register_service("llm", start, device="cuda", replicas=plan.replicas, timeout_s=SERVICE_TIMEOUT_S)
+        if plan.runtime == "process":
+            env.register_service("llm", **service_registration(args, model, plan))
+        else:
+            env.register_service("llm", start, device="cuda", replicas=plan.replicas, timeout_s=SERVICE_TIMEOUT_S)
         began = time.perf_counter()
         env.services.start()
         start_s = time.perf_counter() - began
-        max_num_seqs = min(engine.max_num_seqs for engine in engines)
+        tokenizer, max_num_seqs = _engine_facts(engines, model, args)
         feed, done = Feed(), Counter()
         env.from_source(feed).map(Generate(_sampling(args)), capacity=plan.capacity(max_num_seqs), ordered=False).sink(done)
         job = env.submit(autostop=False)
@@ -186,16 +202,17 @@ def measure_plan(args: argparse.Namespace, model: str, plan: Plan, load: GpuLoad
             return _tokens(c.token_ids for c in done.expect(len(texts), lambda: feed.put(texts)))
 
         try:
-            rates, driver_cpu = timed_runs(args, plan, Prompts(engines[0].tokenizer, args), generate, load)
+            rates, driver_cpu = timed_runs(args, plan, Prompts(tokenizer, args), generate, load)
         finally:
             job.stop()
         served = _served_per_replica(env)
     finally:
         env.close()
+    each = {"engine_start_s_each": [round(engine.engine_start_s, 1) for engine in engines]} if engines else {}
     return {
         "rate": statistics.median(rates),
         "engine_start_s": round(start_s, 1),
-        "engine_start_s_each": [round(engine.engine_start_s, 1) for engine in engines],
+        **each,
         "served_per_replica": served,
         "capacity": plan.capacity(max_num_seqs),
         "engine_max_num_seqs": max_num_seqs,
@@ -212,13 +229,11 @@ def measure_ray_plan(args: argparse.Namespace, model: str, plan: Plan, load: Gpu
     started here is shut down afterwards, its GPUs released.
     """
     from ray_feed import RayFeed, ship_by_value
-    from sage_llm_vllm.engine import CUDA_MAX_NUM_SEQS
-    from transformers import AutoTokenizer
 
     from sage_core import RemoteEnvironment
 
-    prompts = Prompts(AutoTokenizer.from_pretrained(model), args)
-    max_num_seqs = args.max_num_seqs or CUDA_MAX_NUM_SEQS  # what each engine batches (VLLMService's default on cuda)
+    tokenizer, max_num_seqs = _engine_facts([], model, args)
+    prompts = Prompts(tokenizer, args)
     capacity = plan.capacity(max_num_seqs)
     ray_module = sys.modules.get("ray")  # not imported here: RemoteEnvironment picks the address Ray binds first
     own_ray = ray_module is None or not ray_module.is_initialized()
@@ -226,7 +241,7 @@ def measure_ray_plan(args: argparse.Namespace, model: str, plan: Plan, load: Gpu
         env = RemoteEnvironment(f"bench-llm-{plan.config}")
         try:
             ship_by_value(llm_vllm)  # the Generate map travels to the task actor; bench/ is not on the workers' path
-            env.register_service("llm", **ray_registration(args, model, plan))
+            env.register_service("llm", **service_registration(args, model, plan))
             began = time.perf_counter()
             env.services.start()
             start_s = time.perf_counter() - began
@@ -296,6 +311,17 @@ def timed_runs(
         wall_s += elapsed
         rates.append(tokens / elapsed)
     return rates, round(cpu_s / wall_s, 2)
+
+
+def _engine_facts(engines: list[Any], model: str, args: argparse.Namespace) -> tuple[Any, int]:
+    """The tokenizer and the batch size of the engines: read off them when they run in this
+    process, else the model's tokenizer and the batch each engine was configured with."""
+    if engines:
+        return engines[0].tokenizer, min(engine.max_num_seqs for engine in engines)
+    from sage_llm_vllm.engine import CUDA_MAX_NUM_SEQS
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model), args.max_num_seqs or CUDA_MAX_NUM_SEQS
 
 
 def _sampling(args: argparse.Namespace) -> dict[str, Any]:

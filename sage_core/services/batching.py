@@ -60,7 +60,7 @@ class BatchSpec:
     arg: str
     max_size: int = 256
     max_wait_ms: float = 2.0
-    max_in_flight: int = 1
+    max_in_flight: int | Callable[[Any], int] = 1
 
     def __post_init__(self) -> None:
         if not self.arg or not isinstance(self.arg, str):
@@ -72,20 +72,29 @@ class BatchSpec:
         if float(self.max_wait_ms) < 0:
             msg = f"batchable({self.arg!r}): max_wait_ms must be >= 0, got {self.max_wait_ms}"
             raise ValueError(msg)
-        if int(self.max_in_flight) < 1:
-            msg = f"batchable({self.arg!r}): max_in_flight must be >= 1, got {self.max_in_flight}"
+        if not callable(self.max_in_flight) and int(self.max_in_flight) < 1:
+            msg = f"batchable({self.arg!r}): max_in_flight must be >= 1 or a function of the backend, got {self.max_in_flight}"
             raise ValueError(msg)
+
+    def in_flight_for(self, backend: Any) -> int:
+        """``max_in_flight`` for this backend object (a function of it is called once, here)."""
+        value = int(self.max_in_flight(backend)) if callable(self.max_in_flight) else int(self.max_in_flight)
+        if value < 1:
+            msg = f"batchable({self.arg!r}): max_in_flight must be >= 1, got {value} for {type(backend).__name__}"
+            raise ValueError(msg)
+        return value
 
 
 def batchable(
-    arg: str, *, max_size: int = 256, max_wait_ms: float = 2.0, max_in_flight: int = 1
+    arg: str, *, max_size: int = 256, max_wait_ms: float = 2.0, max_in_flight: int | Callable[[Any], int] = 1
 ) -> Callable[[F], F]:
     """Mark a backend method whose concurrent calls may be stacked along ``arg`` into one call.
 
     The method itself is unchanged (calling it directly does no batching); the service layer reads
     the mark. ``max_in_flight`` > 1 declares a sync method thread-safe and lets that many stacked
-    calls run at once. A service's ``batch: {max_size, max_wait_ms, max_in_flight}`` config
-    overrides these.
+    calls run at once; it may be a function of the backend object (a GPU store gains from two, a
+    CPU-bound one loses batch size). A service's ``batch: {max_size, max_wait_ms, max_in_flight}``
+    config overrides these.
     """
     spec = BatchSpec(arg=arg, max_size=max_size, max_wait_ms=max_wait_ms, max_in_flight=max_in_flight)
 
@@ -160,7 +169,8 @@ class BatchingQueue:
         self.requests = 0
         self.rows = 0
         self.max_rows = 0
-        threads = 1 if self.is_async else int(spec.max_in_flight)  # an async call never blocks its thread
+        backend = getattr(method, "__self__", None)
+        threads = 1 if self.is_async else spec.in_flight_for(backend)  # an async call never blocks its thread
         self._running = threads
         self._threads = [
             threading.Thread(target=self._run, name=f"sage-batch-{self.name}-{i}", daemon=True) for i in range(threads)

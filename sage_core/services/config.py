@@ -16,7 +16,7 @@ import inspect
 import re
 import types
 import typing
-from typing import Any, Callable, Union
+from typing import Any, Callable, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -61,6 +61,8 @@ class BackendChoice(BaseModel):
     factory: Callable[..., Any] | None = None
     device: str = "auto"
     replicas: int = Field(1, ge=1)
+    isolation: Literal["thread", "process"] = "thread"
+    """``process``: each replica in its own child process (its own interpreter lock); Ray ignores it."""
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     """On Ray, what each replica reserves (a fallback does not inherit the primary's)."""
 
@@ -91,6 +93,9 @@ class ServiceConfig(BackendChoice):
       ``factory`` gives any callable or class (``"package.module:Name"`` in YAML);
     * ``device``: ``auto`` (GPU when the backend supports one and one is present), ``cpu``, ``cuda[:N]``;
     * ``replicas``: copies sharing the load (least in-flight first; writes reach every copy);
+    * ``isolation``: ``thread`` (replicas in this process) or ``process`` (each replica in a child
+      process: for backends whose Python work per call would saturate one interpreter, such as
+      several vLLM engines' front-ends; calls and results are pickled through a pipe);
     * ``shards``: the data split by a stable hash of ids (kinds ``vdb`` and ``kv``);
     * ``fallback``: backends tried in order when the one before raises, times out, is unavailable
       at start, or has ``max_queue_depth`` calls in flight on every replica;

@@ -56,12 +56,17 @@ class StreamIterator(Iterator[Any]):
         if not self._done:
             self.close()
 
+    def put(self, item: Any) -> None:
+        """Deliver one item (the producer's side)."""
+        self._items.put(item)
+
+    def end(self) -> None:
+        """End the stream normally (after the items already delivered)."""
+        self._items.put(_END)
+
     def fail(self, exc: BaseException) -> None:
         """End the stream with ``exc`` (raised by the next ``next()``)."""
         self._items.put(_Failure(exc))
-
-    def _put(self, item: Any) -> None:
-        self._items.put(item)
 
 
 class _Failure:
@@ -80,25 +85,25 @@ def pump_sync(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any
         for item in fn(*args, **kwargs):
             if stream.stopped.is_set():
                 break
-            stream._put(item)
+            stream.put(item)
     except Exception as exc:
-        stream._put(_Failure(exc))
+        stream.fail(exc)
         raise
-    stream._put(_END)
+    stream.end()
 
 
 async def pump_async(agen: Any, stream: StreamIterator) -> None:
     """Drive an async generator on the replica's loop, feeding ``stream`` until it ends."""
     try:
         async for item in agen:
-            stream._put(item)
+            stream.put(item)
     except asyncio.CancelledError:
-        stream._put(_Failure(ServiceClosed("the stream was cancelled (iterator closed or service closing)")))
+        stream.fail(ServiceClosed("the stream was cancelled (iterator closed or service closing)"))
         raise
     except Exception as exc:
-        stream._put(_Failure(exc))
+        stream.fail(exc)
         raise
-    stream._put(_END)
+    stream.end()
 
 
 __all__ = ["StreamIterator", "pump_async", "pump_sync"]

@@ -23,16 +23,16 @@ def test_two_gpu_llm_lines_double_the_prompts_and_keep_every_replica_batch_full(
     plans = llm_multi_gpu.plans(args.prompts, args.gpus)
     assert [(p.config, p.prompts, p.replicas, p.tensor_parallel_size, p.runtime) for p in plans] == [
         ("1gpu", 512, 1, 1, "local"), ("tp2", 1024, 1, 2, "local"), ("replicas2", 1024, 2, 1, "local"),
-        ("ray-replicas2", 1024, 2, 1, "ray"),
+        ("process-replicas2", 1024, 2, 1, "process"), ("ray-replicas2", 1024, 2, 1, "ray"),
     ]
     assert args.runs == 2 and args.new_tokens == 128 and args.prompt_tokens == 128
-    assert [p.capacity(1024) for p in plans] == [1024, 1024, 2048, 2048]
+    assert [p.capacity(1024) for p in plans] == [1024, 1024, 2048, 2048, 2048]
 
 
 def test_ray_line_registers_the_llm_service_by_config_one_gpu_per_replica_actor() -> None:
     args = llm_vllm._parse(["--gpu", "--gpus", "2", "--configs", "ray-replicas2", "--max-num-seqs", "256"])
     [plan] = llm_multi_gpu.plans(args.prompts, args.gpus, args.configs.split(","))
-    registration = llm_multi_gpu.ray_registration(args, "/models/llama-1b", plan)
+    registration = llm_multi_gpu.service_registration(args, "/models/llama-1b", plan)
     assert {k: registration[k] for k in ("kind", "backend", "device", "replicas", "resources")} == {
         "kind": "llm", "backend": "vllm", "device": "cuda", "replicas": 2, "resources": {"num_gpus": 1},
     }
@@ -42,11 +42,14 @@ def test_ray_line_registers_the_llm_service_by_config_one_gpu_per_replica_actor(
     assert (options["max_num_seqs"], options["gpu_memory_utilization"], options["dtype"]) == (256, 0.4, "bfloat16")
 
 
-def test_ray_registration_is_a_valid_service_config() -> None:
+def test_ray_and_process_registrations_are_valid_service_configs() -> None:
     args = llm_vllm._parse(["--gpu", "--gpus", "2"])
-    plan = llm_multi_gpu.plans(args.prompts, args.gpus, ["ray-replicas2"])[0]
-    config = parse_service("llm", llm_multi_gpu.ray_registration(args, "/models/llama-1b", plan), get_plugin_manager())
+    ray_plan, process_plan = llm_multi_gpu.plans(args.prompts, args.gpus, ["ray-replicas2", "process-replicas2"])
+    config = parse_service("llm", llm_multi_gpu.service_registration(args, "/models/llama-1b", ray_plan), get_plugin_manager())
     assert (config.replicas, config.resources.num_gpus, config.device, config.options["model"]) == (2, 1, "cuda", "/models/llama-1b")
+    assert config.isolation == "thread"
+    config = parse_service("llm", llm_multi_gpu.service_registration(args, "/models/llama-1b", process_plan), get_plugin_manager())
+    assert (config.replicas, config.isolation, config.resources.num_gpus) == (2, "process", None)
 
 
 @pytest.mark.parametrize("argv", [["--gpus", "2"], ["--gpu", "--gpus", "2", "--configs", "tp3"], ["--gpu", "--configs", "tp2"]])

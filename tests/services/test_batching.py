@@ -251,3 +251,25 @@ def test_every_batching_thread_stops_on_close_and_late_calls_are_refused() -> No
         queue.submit((), {"rows": [0]}).result(5)
     with pytest.raises(ValueError, match="max_in_flight"):
         batchable("rows", max_in_flight=0)
+
+
+class Adaptive(Gate):
+    """Chooses its calls in flight from its own state, as a GPU store does."""
+
+    def __init__(self, on_gpu: bool) -> None:
+        super().__init__()
+        self.on_gpu = on_gpu
+
+    @batchable(arg="rows", max_wait_ms=0, max_in_flight=lambda backend: 2 if backend.on_gpu else 1)
+    def echo(self, rows: list[int]) -> list[int]:
+        return Gate.echo(self, rows)
+
+
+@pytest.mark.parametrize(("on_gpu", "threads"), [(True, 2), (False, 1)])
+def test_max_in_flight_may_be_a_function_of_the_backend(on_gpu: bool, threads: int) -> None:
+    backend = Adaptive(on_gpu)
+    queue = BatchingQueue(backend.echo, batch_spec(backend.echo))
+    try:
+        assert len(queue._threads) == threads
+    finally:
+        queue.close()

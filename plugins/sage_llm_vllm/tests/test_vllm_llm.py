@@ -94,3 +94,19 @@ def test_primary_engine_absent_so_the_configured_fallback_serves(llm: Any, llm_e
     assert primary["replicas"][0]["state"] == "unavailable"
     assert "no NVIDIA GPU" in primary["replicas"][0]["error"] or "cuda" in primary["replicas"][0]["error"]
     assert fallback["replicas"][0]["state"] == "ready"
+
+
+@pytest.mark.slow
+def test_an_engine_in_a_child_process_gives_the_same_greedy_answers(llm: Any, tiny_llama: Path) -> None:
+    env = LocalEnvironment("vllm-process-replica")
+    options = {"model": str(tiny_llama), "enforce_eager": True, "dtype": "float32", "max_model_len": 512}
+    env.register_service("llm", kind="llm", backend="vllm", device="cpu", isolation="process", options=options, timeout_s=300)
+    try:
+        env.services.start()
+        prompts = ["the cat sat on the mat", "a river runs through the city"]
+        there = [env.services.async_["llm"].generate(p, sampling=GREEDY) for p in prompts]
+        here = [llm.generate(p, sampling=GREEDY) for p in prompts]
+        assert [f.result(120) for f in there] == here
+        assert "".join(env.services.sync["llm"].stream(prompts[0], sampling=GREEDY)) == here[0].text
+    finally:
+        env.close()

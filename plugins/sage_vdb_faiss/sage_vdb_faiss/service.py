@@ -21,7 +21,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from sage_core import Hit, batchable
-
 from sage_vdb_faiss.config import FaissConfig
 from sage_vdb_faiss.devices import resolve_placement
 from sage_vdb_faiss.engine import FaissEngine
@@ -31,9 +30,17 @@ from sage_vdb_faiss.persistence import read_store, write_store
 from sage_vdb_faiss.results import OverlappedSearch, to_hits
 from sage_vdb_faiss.table import VectorTable
 
-
 HIT_ARRAY = np.dtype([("id", object), ("score", np.float32)])
 """The dtype of :meth:`VDBService.search_arrays` results: one ``(id, score)`` per hit."""
+
+def _calls_in_flight(store: "VDBService") -> int:
+    """Stacked searches in flight per replica: two on a GPU (host work overlaps the search), else one.
+
+    On the CPU FAISS itself uses every core, and a second call in flight would only split the
+    waiting queries into two smaller, slower batches.
+    """
+    return 2 if store.on_gpu else 1
+
 
 class VDBService:
     """A vector store on FAISS: string ids, metadata, filters, persistence, CPU or GPU.
@@ -49,7 +56,7 @@ class VDBService:
 
     def __init__(self, dim: int | None = None, **options: Any) -> None:
         self.config = FaissConfig.from_options({"dim": dim, **options})
-        resolve_placement(self.config, None)  # a missing GPU fails now, not at the first add
+        self._planned = resolve_placement(self.config, None)  # a missing GPU fails now, not at the first add
         self.dim: int | None = None
         self._lock = threading.RLock()
         self._table: VectorTable | None = None
@@ -72,6 +79,11 @@ class VDBService:
     def device(self) -> str:
         """Where the index lives: ``cpu``, ``cuda:0``, ``cuda:0,1 (shard)``; ``pending`` before dim is known."""
         return "pending" if self._engine is None else str(self._engine.placement)
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether searches run on a GPU (as the config plans it until the dimension is known)."""
+        return (self._planned if self._engine is None else self._engine.placement).on_gpu
 
     # ------------------------------------------------------------------ writes
 
@@ -135,7 +147,7 @@ class VDBService:
 
     # ------------------------------------------------------------------ reads
 
-    @batchable(arg="query", max_in_flight=2)
+    @batchable(arg="query", max_in_flight=_calls_in_flight)
     def search(
         self, query: np.ndarray, top_k: int = 10, filter: Mapping[str, Any] | None = None
     ) -> list[Hit] | list[list[Hit]]:
@@ -164,15 +176,16 @@ class VDBService:
             self._queries += len(matrix)
         return hits[0] if single else hits
 
-    @batchable(arg="query", max_in_flight=2)
+    @batchable(arg="query", max_in_flight=_calls_in_flight)
     def search_arrays(self, query: np.ndarray, top_k: int = 10, filter: Mapping[str, Any] | None = None) -> np.ndarray:
         """:meth:`search` as one structured array, fields ``id`` (object) and ``score`` (float32).
 
         Shape ``(rows, top_k)`` for a batch, ``(top_k,)`` for one 1-D query; slots past the available
         matches hold id ``None`` and score ``-inf``. No Python object is made per hit, and only the
         FAISS call holds the store's lock (checking the queries and filling the result do not), so
-        with two stacked calls in flight the index searches one batch while the next is prepared:
-        this is the path that keeps a GPU index busy through the service layer (metadata: :meth:`get`).
+        with two stacked calls in flight on a GPU the index searches one batch while the next is
+        prepared: this is the path that keeps a GPU index busy through the service layer
+        (metadata: :meth:`get`).
         """
         where = "VDBService.search_arrays"
         k = as_top_k(top_k, where)

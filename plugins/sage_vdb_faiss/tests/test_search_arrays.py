@@ -79,3 +79,15 @@ def test_a_search_before_the_first_add_returns_empty_slots() -> None:
     store.add(np.ones((1, 8), dtype=np.float32), ids=["a"])
     with pytest.raises(ValueError, match="dimension 4"):
         store.search_arrays(np.ones(4, dtype=np.float32))
+
+
+def test_a_cpu_store_keeps_one_stacked_search_in_flight(vectors: np.ndarray) -> None:
+    manager = ServiceManager(job_name="arrays-in-flight")
+    manager.register("vdb", lambda: VDBService(16, index="Flat", device="cpu"))
+    try:
+        manager.start()
+        [replica] = manager.service("vdb").chain[0].replicas
+        assert not replica.backend.on_gpu
+        assert {name: len(q._threads) for name, q in replica._batchers.items()} == {"search": 1, "search_arrays": 1}
+    finally:
+        manager.close()

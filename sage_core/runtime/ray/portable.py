@@ -8,7 +8,6 @@ that cannot be pickled is replaced by a ``RuntimeError`` carrying its type, mess
 
 from __future__ import annotations
 
-import traceback
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,16 +15,12 @@ from ray import cloudpickle
 
 from sage_core.compiler.physical import PhysicalGraph
 from sage_core.runtime.errors import JobFailed
+from sage_core.services import remote
 
 
 def portable_exception(exc: BaseException) -> BaseException:
-    """``exc`` itself when it survives pickling, else a ``RuntimeError`` describing it."""
-    try:
-        cloudpickle.loads(cloudpickle.dumps(exc))
-    except Exception:
-        text = "".join(traceback.format_exception(exc))
-        return RuntimeError(f"{type(exc).__name__}: {exc}\n{text}")
-    return exc
+    """``exc`` itself when it survives Ray's pickling, else a ``RuntimeError`` describing it."""
+    return remote.portable_exception(exc, cloudpickle.dumps, cloudpickle.loads)
 
 
 @dataclass

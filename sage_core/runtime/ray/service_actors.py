@@ -24,6 +24,7 @@ from sage_core.runtime.ray.portable import portable_exception
 from sage_core.runtime.ray.replies import RemoteStream, Reply, answer, reply_future, stream_replies
 from sage_core.services.config import BatchConfig, ServiceConfig
 from sage_core.services.deadlines import DeadlineScheduler
+from sage_core.services.remote import SignatureView, method_signatures
 from sage_core.services.replica import Replica, ReplicaState
 from sage_core.services.service import DEFAULT, Service
 from sage_core.services.specs import BackendSpec, ServiceKind
@@ -88,7 +89,7 @@ class ReplicaHost:
             pass
         replica = self.replica
         error = None if replica.error is None else portable_exception(replica.error)
-        signatures = _signatures(replica.backend, replica.methods)
+        signatures = method_signatures(replica.backend, replica.methods, ray.cloudpickle.dumps)
         return ReplicaInfo(replica.state, error, dict(replica.methods), signatures, ray.get_runtime_context().get_node_id())
 
     async def submit(self, method: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Reply:
@@ -145,7 +146,7 @@ class RemoteReplica(ReplicaState):
             self._started.set_exception(self.error)
             return
         self.methods, self.node_id = info.methods, info.node_id
-        self.backend = _SignatureView(info.signatures)
+        self.backend = SignatureView(info.signatures)
         self.state, self.error = info.state, info.error
         if info.state == "failed" and info.error is not None:
             self._started.set_exception(info.error)
@@ -259,32 +260,6 @@ class ServiceRouter:
         """Close every replica (queued calls finish first)."""
         await asyncio.get_running_loop().run_in_executor(None, self.service.close)
         self.deadlines.close()
-
-
-class _SignatureView:
-    """Answers ``inspect.signature(view.method)`` with the host backend's signatures (shard routing)."""
-
-    def __init__(self, signatures: dict[str, inspect.Signature]) -> None:
-        for name, signature in signatures.items():
-            def method(*args: Any, **kwargs: Any) -> Any:
-                raise TypeError("a signature view cannot be called")
-
-            method.__signature__ = signature  # type: ignore[attr-defined]
-            method.__name__ = name
-            setattr(self, name, method)
-
-
-def _signatures(backend: Any, methods: dict[str, str]) -> dict[str, inspect.Signature]:
-    """Picklable signatures of the backend's methods (those that have one)."""
-    out: dict[str, inspect.Signature] = {}
-    for name in methods:
-        try:
-            signature = inspect.signature(getattr(backend, name))
-            ray.cloudpickle.dumps(signature)
-        except Exception:
-            continue
-        out[name] = signature
-    return out
 
 
 RemoteReplicaHost = ray.remote(ReplicaHost)

@@ -1,0 +1,44 @@
+"""Backends for the process replica tests: module-level, so that a child process can import them."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator
+
+import numpy as np
+
+from sage_core.services.batching import batchable
+
+
+class Where:
+    """Tells which process serves it, and exercises every method style across the pipe."""
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    async def double(self, x: float) -> float:
+        return 2 * x
+
+    @batchable(arg="rows", max_wait_ms=20)
+    def total(self, rows: Any) -> list[float] | float:
+        matrix = np.asarray(rows, dtype=np.float64)
+        return float(matrix.sum()) if matrix.ndim == 1 else [float(r.sum()) for r in matrix]
+
+    def count(self, n: int) -> Iterator[int]:
+        yield from range(n)
+
+    def fail(self, message: str) -> None:
+        raise ValueError(message)
+
+    def unpicklable(self) -> Any:
+        return lambda: None
+
+    def crash(self, code: int) -> None:
+        os._exit(code)
+
+
+class Fallback:
+    """The same ``pid`` method, served in the caller's process."""
+
+    def pid(self) -> int:
+        return os.getpid()

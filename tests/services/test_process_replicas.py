@@ -1,0 +1,87 @@
+"""``isolation: process``: each replica in its own child process, called exactly like a local one."""
+
+from __future__ import annotations
+
+import os
+import sys
+from concurrent.futures import wait
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sage_core.services.errors import ServiceError
+from sage_core.services.manager import ServiceManager
+
+sys.path.insert(0, str(Path(__file__).parent))  # the child processes import the backends by module name
+from process_backends import Fallback, Where  # noqa: E402
+
+
+def replica_processes(manager: ServiceManager, name: str) -> list:
+    return [r._process for g in manager.service(name).chain for r in g.replicas if hasattr(r, "_process")]
+
+
+def test_calls_are_served_in_one_child_process_per_replica(manager: ServiceManager) -> None:
+    manager.register("where", Where, isolation="process", replicas=2)
+    futures = [manager.async_["where"].pid() for _ in range(64)]
+    wait(futures)
+    pids = {f.result() for f in futures}
+    assert len(pids) == 2 and os.getpid() not in pids
+    served = [r["served"] for g in manager.metrics()["where"]["backends"] for r in g["replicas"]]
+    assert len(served) == 2 and all(count > 0 for count in served)
+
+
+def test_async_batchable_and_streaming_methods_work_across_the_pipe(manager: ServiceManager) -> None:
+    manager.register("where", Where, isolation="process")
+    assert manager.sync["where"].double(x=21) == 42
+    futures = [manager.async_["where"].total(rows=np.full(3, i)) for i in range(40)]
+    assert [f.result(10) for f in futures] == [3.0 * i for i in range(40)]
+    assert manager.metrics()["where"]["batch"]["total"]["mean_rows"] > 1
+    assert list(manager.sync["where"].count(n=5)) == [0, 1, 2, 3, 4]
+    stream = manager.sync["where"].count(n=1000)
+    assert [next(stream), next(stream)] == [0, 1]
+    stream.close()  # stops the generator in the child
+    assert list(manager.sync["where"].count(n=3)) == [0, 1, 2]
+
+
+def test_errors_and_results_that_do_not_pickle_fail_only_their_call(manager: ServiceManager) -> None:
+    manager.register("where", Where, isolation="process")
+    with pytest.raises(ServiceError, match="no such thing") as info:
+        manager.sync["where"].fail(message="no such thing")
+    assert isinstance(info.value.cause, ValueError)
+    with pytest.raises(ServiceError, match="cannot be sent back"):
+        manager.sync["where"].unpicklable()
+    with pytest.raises(ServiceError, match="cannot be sent to its process"):
+        manager.sync["where"].double(x=lambda: 1)
+    assert manager.sync["where"].double(x=1) == 2
+
+
+def test_a_factory_that_does_not_pickle_is_refused_with_the_reason(manager: ServiceManager) -> None:
+    manager.register("where", lambda: Where(), isolation="process")
+    with pytest.raises(ServiceError, match="needs a backend creator that pickles"):
+        manager.start()
+
+
+def test_a_crashed_replica_fails_its_call_and_the_fallback_serves(manager: ServiceManager) -> None:
+    manager.register("where", Where, isolation="process", fallback=[Fallback])
+    with pytest.raises(ServiceError, match=r"exited \(code 3\)"):
+        manager.sync["where"].crash(code=3)
+    assert manager.sync["where"].pid() == os.getpid()
+
+
+def test_registered_backends_shard_across_child_processes(manager: ServiceManager) -> None:
+    manager.register("vdb", kind="vdb", backend="numpy", device="cpu", isolation="process", shards=2, options={"dim": 4})
+    vectors = np.eye(4, dtype=np.float32)
+    manager.sync["vdb"].add(vectors, ids=["a", "b", "c", "d"])
+    hits = manager.sync["vdb"].search(query=vectors[2], top_k=2)
+    assert hits[0].id == "c" and len(hits) == 2
+    assert manager.sync["vdb"].count() == 4
+
+
+def test_closing_the_service_ends_its_processes() -> None:
+    manager = ServiceManager(job_name="close")
+    manager.register("where", Where, isolation="process", replicas=2)
+    assert manager.sync["where"].double(x=1) == 2
+    processes = replica_processes(manager, "where")
+    manager.close()
+    assert len(processes) == 2 and all(p.poll() is not None for p in processes)

@@ -1,7 +1,7 @@
 """The child side of a process replica: ``python -m sage_core.services.process_host FD``.
 
 ``FD`` is this process's end of the socket pair its :class:`~sage_core.services.process_replica.ProcessReplica`
-made. The first message carries the pickled ``(label, create, workers, batch, thread_name)``; the
+made. The first message carries the pickled ``(label, create, replica options)``; the
 host builds an ordinary :class:`~sage_core.services.replica.Replica` from it, reports its state,
 methods and signatures, then serves messages until ``close`` or until the parent goes away:
 
@@ -117,8 +117,8 @@ def main(argv: list[str]) -> None:
     conn = Connection(int(argv[1]))
     kind, payload = conn.recv()
     assert kind == "init", kind
-    label, create, workers, batch, thread_name = pickle.loads(payload)
-    ReplicaProcessHost(conn, Replica(label, create, workers=workers, batch=batch, thread_name=thread_name)).serve()
+    label, create, options = pickle.loads(payload)
+    ReplicaProcessHost(conn, Replica(label, create, **options)).serve()
     conn.close()
 
 

@@ -23,7 +23,6 @@ from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from typing import Any, Callable, Sequence
 
-from sage_core.services.config import BatchConfig
 from sage_core.services.errors import ServiceClosed
 from sage_core.services.remote import SignatureView
 from sage_core.services.replica import ReplicaState
@@ -38,18 +37,11 @@ STATS_TIMEOUT_S = 10.0
 class ProcessReplica(ReplicaState):
     """Stands in for a :class:`~sage_core.services.replica.Replica` that runs in a child process."""
 
-    def __init__(
-        self,
-        label: str,
-        create: Callable[[], Any],
-        *,
-        workers: int = 4,
-        batch: BatchConfig | None = None,
-        thread_name: str = "sage-service",
-    ) -> None:
+    def __init__(self, label: str, create: Callable[[], Any], **options: Any) -> None:
+        """``options`` are the child's :class:`~sage_core.services.replica.Replica` keywords (workers, batch, thread_name)."""
         super().__init__(label)
-        self._init = (label, create, workers, batch, thread_name)
-        self._thread_name = thread_name
+        self._init = (label, create, options)
+        self._thread_name = options.get("thread_name", "sage-service")
         self._conn: Connection | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None

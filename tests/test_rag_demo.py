@@ -364,5 +364,5 @@ def test_gpu_config_answers_every_question_with_the_cpu_sources(tmp_path: Path, 
     unexplained = [d for d in compare_runs(cpu_retrieval, document) if not d.near_tie]
     assert not unexplained, unexplained
     if _installed("sage_monitor"):
-        assert document["gpu"]["answering"]["memory_used_peak_gib"] > 0
+        assert max(g["memory_used_peak_gib"] for g in document["gpu"]["answering"]) > 0
         assert "NVML" in result.stdout

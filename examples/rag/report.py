@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -174,7 +174,7 @@ def results_document(figures: RunFigures, gpu: GpuSampler) -> dict[str, Any]:
         "services": figures.services,
         "device": gpu.gpu_name or "cpu",
         "timings": figures.timings(),
-        "gpu": {name: vars(phase) for name, phase in gpu.phases.items()} if gpu.available else None,
+        "gpu": {name: [asdict(g) for g in gpus] for name, gpus in gpu.phases.items()} if gpu.available else None,
         "questions": rows,
     }
 
@@ -225,18 +225,21 @@ def _top_k(figures: RunFigures) -> int:
 
 
 def _print_gpu(console: Console, gpu: GpuSampler) -> None:
+    """One row per phase, or per phase and GPU ("answering, GPU 1") when the machine has several."""
     if not gpu.available:
         console.print(f"GPU: none used ({gpu.reason}); every service ran on the CPU.")
         return
     table = Table(title=f"GPU: {gpu.gpu_name} (NVML, through the monitor plugin)", title_justify="left")
     for column in ("phase", "memory used (peak)", "utilization mean / max", "memory by process at the peak"):
         table.add_column(column)
-    for name, phase in gpu.phases.items():
-        processes = "; ".join(f"{label}: {gib:.2f} GiB" for label, gib in phase.processes_gib.items()) or "-"
-        table.add_row(
-            name,
-            f"{phase.memory_used_peak_gib:.1f} / {phase.memory_total_gib:.0f} GiB",
-            f"{phase.utilization_mean_pct:.0f}% / {phase.utilization_max_pct:.0f}%",
-            processes,
-        )
+    several = max((len(gpus) for gpus in gpu.phases.values()), default=0) > 1
+    for name, gpus in gpu.phases.items():
+        for figures in gpus:
+            processes = "; ".join(f"{label}: {gib:.2f} GiB" for label, gib in figures.processes_gib.items()) or "-"
+            table.add_row(
+                f"{name}, GPU {figures.index}" if several else name,
+                f"{figures.memory_used_peak_gib:.1f} / {figures.memory_total_gib:.0f} GiB",
+                f"{figures.utilization_mean_pct:.0f}% / {figures.utilization_max_pct:.0f}%",
+                processes,
+            )
     console.print(table)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import pickle
 import re
 import types
 import typing
@@ -184,6 +185,8 @@ def check_service(path: str, config: ServiceConfig, plugins: PluginManager) -> N
             _check_backend(f"{where}.backend", config.kind, entry.backend, plugins)
             if entry.options is not None:
                 _check_options(f"{where}.options", config.kind, entry.backend, entry.options, plugins)
+    for where, choice in [(path, config), *((f"{path}.fallback[{i}]", e) for i, e in enumerate(config.fallback))]:
+        _check_isolation(where, choice)
     if config.shards > 1:
         from sage_core.services.routing import SHARD_RULES
 
@@ -244,6 +247,20 @@ def _check_options(path: str, kind: str, backend: str, options: dict[str, Any], 
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             msg = f"{path}.{key}: not an option of backend {backend!r}{hint}; valid options: {', '.join(sorted(accepted))}"
             raise ConfigError(msg)
+
+
+def _check_isolation(path: str, choice: BackendChoice) -> None:
+    """A replica in its own process gets its factory by pickling: refuse one that does not pickle, now."""
+    if choice.isolation != "process" or choice.factory is None:
+        return
+    try:
+        pickle.dumps(choice.factory)
+    except Exception as exc:
+        msg = (
+            f"{path}.factory: isolation: process needs a factory that pickles (a module-level function or class, "
+            f"or kind + backend; not a lambda or closure): {type(exc).__name__}: {exc}; or set {path}.isolation: thread"
+        )
+        raise ConfigError(msg) from None
 
 
 def _device(value: str) -> str:

@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sage_core.plugins.manager import ConfigError
 from sage_core.services.errors import ServiceError
 from sage_core.services.manager import ServiceManager
+from sage_core.services.process_replica import ProcessReplica
 
 sys.path.insert(0, str(Path(__file__).parent))  # the child processes import the backends by module name
 from process_backends import Fallback, Where  # noqa: E402
@@ -56,10 +58,18 @@ def test_errors_and_results_that_do_not_pickle_fail_only_their_call(manager: Ser
     assert manager.sync["where"].double(x=1) == 2
 
 
-def test_a_factory_that_does_not_pickle_is_refused_with_the_reason(manager: ServiceManager) -> None:
-    manager.register("where", lambda: Where(), isolation="process")
-    with pytest.raises(ServiceError, match="needs a backend creator that pickles"):
-        manager.start()
+def test_a_factory_that_does_not_pickle_is_refused_at_registration_naming_the_key(manager: ServiceManager) -> None:
+    with pytest.raises(ConfigError, match=r"services\.where\.factory: isolation: process needs a factory that pickles"):
+        manager.register("where", lambda: Where(), isolation="process")
+    with pytest.raises(ConfigError, match=r"services\.where\.fallback\[0\]\.factory"):
+        manager.register("where", Where, fallback=[{"factory": lambda: Fallback(), "isolation": "process"}])
+
+
+def test_a_creator_that_does_not_pickle_fails_the_start_with_the_reason() -> None:
+    replica = ProcessReplica("where/r0", lambda: Where())
+    with pytest.raises(ValueError, match="needs a backend creator that pickles"):
+        replica.start().result(10)
+    assert replica.state == "failed"
 
 
 def test_a_crashed_replica_fails_its_call_and_the_fallback_serves(manager: ServiceManager) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Iterator
 
 import numpy as np
@@ -26,6 +27,15 @@ class Where:
 
     def count(self, n: int) -> Iterator[int]:
         yield from range(n)
+
+    def nap(self, seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
+
+    def slow_count(self, n: int, seconds: float) -> Iterator[int]:
+        for i in range(n):
+            time.sleep(seconds)
+            yield i
 
     def fail(self, message: str) -> None:
         raise ValueError(message)

@@ -95,3 +95,20 @@ def test_closing_the_service_ends_its_processes() -> None:
     processes = replica_processes(manager, "where")
     manager.close()
     assert len(processes) == 2 and all(p.poll() is not None for p in processes)
+
+
+def test_calls_in_flight_when_the_service_closes_still_get_their_results() -> None:
+    manager = ServiceManager(job_name="close-in-flight")
+    manager.register("where", Where, isolation="process", workers=4)
+    manager.start()
+    naps = [manager.async_["where"].nap(seconds=0.3) for _ in range(4)]
+    manager.close()
+    assert [f.result(10) for f in naps] == [0.3] * 4
+
+
+def test_a_stream_item_late_past_the_timeout_raises_and_the_replica_serves_on(manager: ServiceManager) -> None:
+    manager.register("where", Where, isolation="process", timeout_s=0.2)
+    stream = manager.sync["where"].slow_count(n=3, seconds=1.0)
+    with pytest.raises(ServiceError, match="no item"):
+        next(stream)
+    assert manager.sync["where"].double(x=4) == 8

@@ -23,12 +23,12 @@ from typing import Any, Callable, Mapping
 from sage_core.plugins.manager import ConfigError, PluginManager, get_plugin_manager
 from sage_core.services.config import ServiceConfig, parse_service
 from sage_core.services.deadlines import DeadlineScheduler
-from sage_core.services.errors import ServiceClosed, UnknownServiceError
-from sage_core.services.proxy import ServiceTable
+from sage_core.services.errors import ServiceClosed, ServiceError
+from sage_core.services.proxy import ServiceDirectory
 from sage_core.services.service import Service
 
 
-class ServiceManager:
+class ServiceManager(ServiceDirectory):
     """The services of one environment (or job): registration, lifecycle, proxies, metrics."""
 
     def __init__(
@@ -39,16 +39,14 @@ class ServiceManager:
         service_factory: Callable[[str, ServiceConfig], Service] | None = None,
     ) -> None:
         """``service_factory(name, config)`` replaces the local :class:`Service` (the Ray runtime's seam)."""
+        super().__init__()
         self.plugins = plugin_manager or get_plugin_manager()
         self.job_name = job_name
         self._service_factory = service_factory
-        self._services: dict[str, Service] = {}
         self._deadlines = DeadlineScheduler(name=f"sage-{job_name}-deadlines")
         self._lock = threading.RLock()
         self._started = False
         self._closed = False
-        self._sync = ServiceTable(self, blocking=True)
-        self._async = ServiceTable(self, blocking=False)
 
     # ------------------------------------------------------------------ registration
 
@@ -125,33 +123,10 @@ class ServiceManager:
 
     # ------------------------------------------------------------------ access
 
-    @property
-    def sync(self) -> ServiceTable:
-        """Blocking proxies: ``sync["vdb"].search(query=v, top_k=10)`` returns the hits."""
-        return self._sync
-
-    @property
-    def async_(self) -> ServiceTable:
-        """Future proxies: ``async_["vdb"].search(query=v)`` returns a ``concurrent.futures.Future``."""
-        return self._async
-
-    def service(self, name: str) -> Service:
-        """The :class:`Service` called ``name``; :class:`UnknownServiceError` lists the registered ones."""
-        service = self._services.get(name)
-        if service is None:
-            if self._closed:
-                raise ServiceClosed(f"the service manager is closed (asked for {name!r})", service=name)
-            known = ", ".join(sorted(self._services)) or "none"
-            msg = f"no service named {name!r}; registered services: {known} (register it with env.register_service)"
-            raise UnknownServiceError(msg, service=name)
-        return service
-
-    def names(self) -> list[str]:
-        """Registered service names, in registration order."""
-        return list(self._services)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._services
+    def _missing(self, name: str) -> ServiceError:
+        if self._closed:
+            return ServiceClosed(f"the service manager is closed (asked for {name!r})", service=name)
+        return super()._missing(name)
 
     def metrics(self) -> dict[str, dict[str, Any]]:
         """Per service: calls, errors, timeouts, in_flight, latency_ms percentiles, batch sizes,

@@ -35,7 +35,44 @@ DEFAULT = object()
 """Marker for "use the service's configured timeout"."""
 
 
-class Service:
+class StartOnce:
+    """The lifecycle a service shares locally and on Ray: ``new``, then ``started`` or ``failed``, then ``closed``.
+
+    Subclasses set ``name``, ``_state`` and ``_start_error`` and define ``begin_start`` (ask every
+    replica to start; Futures) and ``finish_start`` (wait for them and set the state).
+    """
+
+    name: str
+    _state: str = "new"
+    _start_error: BaseException | None = None
+
+    def begin_start(self) -> list[Future]:
+        """Ask the backends to start; Futures to hand to :meth:`finish_start`."""
+        raise NotImplementedError
+
+    def finish_start(self, futures: list[Future]) -> None:
+        """Wait for :meth:`begin_start`'s Futures; raise :class:`ServiceError` when the service cannot serve."""
+        raise NotImplementedError
+
+    def ensure_started(self) -> None:
+        """Start now unless already started (calls may arrive before the manager's start())."""
+        if self._state != "started":
+            if self._state == "new":
+                self.finish_start(self.begin_start())
+            self._raise_if_unstarted()
+
+    def _raise_if_unstarted(self) -> None:
+        if self._state == "closed":
+            raise ServiceClosed(f"service {self.name!r} is closed", service=self.name)
+        if self._state == "failed":
+            exc = self._start_error
+            if isinstance(exc, ServiceError):
+                raise exc
+            msg = f"service {self.name!r} failed to start: {type(exc).__name__}: {exc}"
+            raise ServiceError(msg, service=self.name, cause=exc) from exc
+
+
+class Service(StartOnce):
     """A registered service and its running backends."""
 
     def __init__(
@@ -91,13 +128,6 @@ class Service:
             self.methods = next(g.methods() for g in self.chain if g.usable)
             self._state = "started"
 
-    def ensure_started(self) -> None:
-        """Start now unless already started (calls may arrive before the manager's start())."""
-        if self._state != "started":
-            if self._state == "new":
-                self.finish_start(self.begin_start())
-            self._raise_if_unstarted()
-
     def close(self) -> None:
         """Finish queued calls and close every backend once. Idempotent."""
         with self._start_lock:
@@ -107,14 +137,6 @@ class Service:
         for group in self.chain:
             for replica in group.replicas:
                 replica.close()
-
-    def _raise_if_unstarted(self) -> None:
-        if self._state == "closed":
-            raise ServiceClosed(f"service {self.name!r} is closed", service=self.name)
-        if self._state == "failed":
-            exc = self._start_error
-            msg = f"service {self.name!r} failed to start: {type(exc).__name__}: {exc}"
-            raise ServiceError(msg, service=self.name, cause=exc) from exc
 
     # ------------------------------------------------------------------ calls
 
@@ -377,4 +399,4 @@ def _resolve(out: Future, *, result: Any = None, exc: BaseException | None = Non
         pass
 
 
-__all__ = ["DEFAULT", "Service"]
+__all__ = ["DEFAULT", "Service", "StartOnce"]

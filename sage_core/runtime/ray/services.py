@@ -23,10 +23,10 @@ from sage_core.runtime.ray.replies import RemoteStream, reply_future
 from sage_core.runtime.ray.service_actors import PluginSnapshot, RemoteReplicaHost, RemoteServiceRouter
 from sage_core.services.chain import build_chain
 from sage_core.services.config import BatchConfig, ResourcesConfig, ServiceConfig
-from sage_core.services.errors import ServiceClosed, ServiceError, UnknownServiceError
-from sage_core.services.proxy import ServiceTable
+from sage_core.services.errors import ServiceError
+from sage_core.services.proxy import ServiceDirectory
 from sage_core.services.routing import failed
-from sage_core.services.service import DEFAULT
+from sage_core.services.service import DEFAULT, StartOnce
 
 START_TIMEOUT_S = 600.0
 """How long starting a service may take (backends may load models)."""
@@ -75,7 +75,7 @@ class RemoteService:
         return ServiceError(msg, service=self.name, method=method, cause=exc)
 
 
-class RayService(RemoteService):
+class RayService(StartOnce, RemoteService):
     """The driver's handle on one service hosted by Ray actors; owns their lifecycle."""
 
     def __init__(
@@ -89,7 +89,7 @@ class RayService(RemoteService):
         self._plugins = plugins
         self._hosts: dict[str, Any] = {}
         self._state = "new"  # new | started | failed | closed
-        self._error: BaseException | None = None
+        self._start_error: BaseException | None = None
         self._futures: list[Future] | None = None
         self._lock = threading.Lock()
 
@@ -119,15 +119,8 @@ class RayService(RemoteService):
                 if kind == "ok":
                     self.methods, self._state = value, "started"
                 else:
-                    self._error, self._state = value, "failed"
+                    self._start_error, self._state = value, "failed"
         self._raise_if_unstarted()
-
-    def ensure_started(self) -> None:
-        """Start now unless already started."""
-        if self._state != "started":
-            if self._state == "new":
-                self.finish_start(self.begin_start())
-            self._raise_if_unstarted()
 
     def close(self) -> None:
         """Close every backend (queued calls finish first), then end the actors. Idempotent."""
@@ -143,16 +136,6 @@ class RayService(RemoteService):
             pass
         for actor in [self.router, *(host for _, host in self._hosts.values())]:
             ray.kill(actor)
-
-    def _raise_if_unstarted(self) -> None:
-        if self._state == "closed":
-            raise ServiceClosed(f"service {self.name!r} is closed", service=self.name)
-        if self._state == "failed":
-            error = self._error
-            if isinstance(error, ServiceError):
-                raise error
-            msg = f"service {self.name!r} failed to start: {type(error).__name__}: {error}"
-            raise ServiceError(msg, service=self.name, cause=error)
 
     # ------------------------------------------------------------------ calls and figures
 
@@ -211,39 +194,15 @@ class RayService(RemoteService):
         return actor_options(resources, max_restarts=self.max_restarts)
 
 
-class RemoteServices:
+class RemoteServices(ServiceDirectory):
     """The service table a task actor's functions see (``ctx.services``): proxies by name."""
 
     def __init__(self, services: Mapping[str, RemoteService]) -> None:
+        super().__init__()
         self._services = dict(services)
-        self._sync = ServiceTable(self, blocking=True)  # type: ignore[arg-type]
-        self._async = ServiceTable(self, blocking=False)  # type: ignore[arg-type]
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (RemoteServices, (self._services,))
-
-    @property
-    def sync(self) -> ServiceTable:
-        """Blocking proxies."""
-        return self._sync
-
-    @property
-    def async_(self) -> ServiceTable:
-        """Proxies whose calls return ``concurrent.futures.Future``."""
-        return self._async
-
-    def service(self, name: str) -> RemoteService:
-        """The service called ``name``; :class:`UnknownServiceError` lists the registered ones."""
-        service = self._services.get(name)
-        if service is None:
-            known = ", ".join(sorted(self._services)) or "none"
-            msg = f"no service named {name!r}; registered services: {known} (register it with env.register_service)"
-            raise UnknownServiceError(msg, service=name)
-        return service
-
-    def names(self) -> list[str]:
-        """Registered service names."""
-        return list(self._services)
 
 
 def actor_options(resources: ResourcesConfig, *, max_restarts: int) -> dict[str, Any]:

@@ -61,6 +61,16 @@ class StartOnce:
                 self.finish_start(self.begin_start())
             self._raise_if_unstarted()
 
+    def _refused(self) -> Future | None:
+        """A failed Future for a call when the service cannot start (starting it if new), else ``None``."""
+        if self._state == "started":
+            return None
+        try:
+            self.ensure_started()
+        except ServiceError as exc:
+            return failed(exc)
+        return None
+
     def _raise_if_unstarted(self) -> None:
         if self._state == "closed":
             raise ServiceClosed(f"service {self.name!r} is closed", service=self.name)
@@ -146,11 +156,9 @@ class Service(StartOnce):
 
     def call(self, method: str, args: Sequence[Any], kwargs: dict[str, Any], timeout: Any = DEFAULT) -> Future:
         """Start one call; the Future holds the result or a :class:`ServiceError`."""
-        if self._state != "started":
-            try:
-                self.ensure_started()
-            except ServiceError as exc:
-                return failed(exc)
+        refused = self._refused()
+        if refused is not None:
+            return refused
         timeout_s = self.config.timeout_s if timeout is DEFAULT else timeout
         out: Future = Future()
         started = time.perf_counter()

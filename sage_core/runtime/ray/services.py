@@ -25,7 +25,6 @@ from sage_core.services.chain import build_chain
 from sage_core.services.config import BatchConfig, ResourcesConfig, ServiceConfig
 from sage_core.services.errors import ServiceError
 from sage_core.services.proxy import ServiceDirectory
-from sage_core.services.routing import failed
 from sage_core.services.service import DEFAULT, StartOnce
 
 START_TIMEOUT_S = 600.0
@@ -141,11 +140,9 @@ class RayService(StartOnce, RemoteService):
 
     def call(self, method: str, args: Sequence[Any], kwargs: dict[str, Any], timeout: Any = DEFAULT) -> Future:
         """Start one call (starting the service first if needed)."""
-        if self._state != "started":
-            try:
-                self.ensure_started()
-            except ServiceError as exc:
-                return failed(exc)
+        refused = self._refused()
+        if refused is not None:
+            return refused
         return super().call(method, args, kwargs, timeout)
 
     def open_stream(self, method: str, args: Sequence[Any], kwargs: dict[str, Any], timeout: Any = DEFAULT) -> Iterator[Any]:

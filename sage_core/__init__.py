@@ -52,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "SamplingParams": "sage_core.services.contracts",
     "VectorStore": "sage_core.services.contracts",
     "Embedder": "sage_core.services.contracts",
+    "embed_texts": "sage_core.services.contracts",
     "LLM": "sage_core.services.contracts",
     "KVStore": "sage_core.services.contracts",
     "GraphStore": "sage_core.services.contracts",

@@ -128,6 +128,20 @@ class Embedder(Protocol):
         """Release resources."""
 
 
+def embed_texts(texts: Any) -> tuple[bool, list[str]]:
+    """An :meth:`Embedder.embed` argument checked: whether it was one ``str``, and the texts as a list.
+
+    A non-string item is a ``ValueError`` naming its position.
+    """
+    single = isinstance(texts, str)
+    items = [texts] if single else list(texts)
+    for position, text in enumerate(items):
+        if not isinstance(text, str):
+            msg = f"embed: texts must be strings, item {position} is {type(text).__name__}"
+            raise ValueError(msg)
+    return single, items
+
+
 Message = Mapping[str, str]
 """A chat message: ``{"role": "user", "content": "..."}``."""
 
@@ -264,6 +278,7 @@ class Memory(Protocol):
 __all__ = [
     "Completion",
     "Embedder",
+    "embed_texts",
     "GraphStore",
     "Hit",
     "KVStore",

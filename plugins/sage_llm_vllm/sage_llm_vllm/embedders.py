@@ -14,11 +14,11 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from sage_core import BackendUnavailable, batchable
+from sage_core import BackendUnavailable, batchable, embed_texts
 
 from sage_llm_vllm.imports import model_library
 from sage_llm_vllm.engine import cuda_available
@@ -56,7 +56,7 @@ class SentenceTransformersEmbedder:
     @batchable(arg="texts", max_size=256)
     def embed(self, texts: Sequence[str] | str) -> np.ndarray:
         """One L2-normalised float32 row per text (a ``str`` alone gives one 1-D vector)."""
-        single, items = texts_list(texts)
+        single, items = embed_texts(texts)
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = self.model.encode(items, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True)
@@ -92,7 +92,7 @@ class Model2VecEmbedder:
     @batchable(arg="texts", max_size=1024)
     def embed(self, texts: Sequence[str] | str) -> np.ndarray:
         """One L2-normalised float32 row per text (a ``str`` alone gives one 1-D vector)."""
-        single, items = texts_list(texts)
+        single, items = embed_texts(texts)
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
         rows = normalised(np.asarray(self.model.encode(items), dtype=np.float32))
@@ -138,17 +138,6 @@ def _static_model_dir(where: str) -> Path:
     return _package_dir("static_model", "model", "tokenlearn-static-model", where)
 
 
-def texts_list(texts: Any) -> tuple[bool, list[str]]:
-    """Whether ``texts`` was one string, and the texts as a checked list."""
-    single = isinstance(texts, str)
-    items = [texts] if single else list(texts)
-    for position, text in enumerate(items):
-        if not isinstance(text, str):
-            msg = f"embed: texts must be strings, item {position} is {type(text).__name__}"
-            raise ValueError(msg)
-    return single, items
-
-
 def normalised(rows: np.ndarray) -> np.ndarray:
     """``rows`` divided by their L2 norms in place (zero rows stay zero)."""
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
@@ -160,4 +149,4 @@ EmbeddingService = SentenceTransformersEmbedder
 """The plugin's default embedding service class (an alias of :class:`SentenceTransformersEmbedder`)."""
 
 
-__all__ = ["EmbeddingService", "Model2VecEmbedder", "SentenceTransformersEmbedder", "minilm_dir", "normalised", "texts_list"]
+__all__ = ["EmbeddingService", "Model2VecEmbedder", "SentenceTransformersEmbedder", "minilm_dir", "normalised"]

@@ -16,7 +16,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from sage_llm_vllm.embedders import minilm_dir, normalised, texts_list
+from sage_core import embed_texts
+
+from sage_llm_vllm.embedders import minilm_dir, normalised
 from sage_llm_vllm.engine import EngineBackend, EngineSettings, check_model_path, prepare_device
 
 WHERE = "embedding backend vllm"
@@ -67,7 +69,7 @@ class VLLMEmbedder(EngineBackend):
     async def embed(self, texts: Sequence[str] | str) -> np.ndarray:
         """One L2-normalised float32 row per text (a ``str`` alone gives one 1-D vector)."""
         self._check_open()
-        single, items = texts_list(texts)
+        single, items = embed_texts(texts)
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
         encoded = [self._encode(text) for text in items]

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from sage_core import BackendSpec, BackendUnavailable, batchable, hookimpl
+from sage_core import BackendSpec, BackendUnavailable, batchable, embed_texts, hookimpl
 
 _WORD = re.compile(r"\w+")
 
@@ -56,12 +56,7 @@ class HashingEmbedder:
     @batchable(arg="texts", max_size=512)
     def embed(self, texts: Sequence[str] | str) -> np.ndarray:
         """One row per text (a ``str`` alone gives one 1-D vector)."""
-        single = isinstance(texts, str)
-        items = [texts] if single else list(texts)
-        for position, text in enumerate(items):
-            if not isinstance(text, str):
-                msg = f"embed: texts must be strings, item {position} is {type(text).__name__}"
-                raise ValueError(msg)
+        single, items = embed_texts(texts)
         columns: list[int] = []
         weights: list[float] = []
         for row, text in enumerate(items):

@@ -45,6 +45,8 @@ _EXPORTS: dict[str, str] = {
     "batchable": "sage_core.services.batching",
     "ReadWriteLock": "sage_core.services.locks",
     "MetadataIndex": "sage_core.services.metadata_index",
+    "as_matrix": "sage_core.services.vector_inputs",
+    "as_top_k": "sage_core.services.vector_inputs",
     "ServiceError": "sage_core.services.errors",
     "ServiceTimeout": "sage_core.services.errors",
     "Hit": "sage_core.services.contracts",

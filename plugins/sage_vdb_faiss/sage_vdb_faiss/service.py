@@ -20,11 +20,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from sage_core import Hit, batchable
+from sage_core import Hit, as_matrix, as_top_k, batchable
 from sage_vdb_faiss.config import FaissConfig
 from sage_vdb_faiss.devices import resolve_placement
 from sage_vdb_faiss.engine import FaissEngine
-from sage_vdb_faiss.inputs import as_filter, as_ids, as_lookup_ids, as_matrix, as_metadata, as_top_k
+from sage_vdb_faiss.inputs import as_filter, as_ids, as_lookup_ids, as_metadata
 from sage_vdb_faiss.metadata import MetadataIndex
 from sage_vdb_faiss.persistence import read_store, write_store
 from sage_vdb_faiss.results import OverlappedSearch, to_hits

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from sage_core import BackendSpec, BackendUnavailable, Hit, MetadataIndex, ReadWriteLock, batchable, hookimpl
+from sage_core import BackendSpec, BackendUnavailable, Hit, MetadataIndex, ReadWriteLock, as_matrix, as_top_k, batchable, hookimpl
 from sage_core.plugins.builtin._files import atomic_write
 
 METRICS = ("cosine", "ip", "l2")
@@ -82,7 +82,7 @@ class NumpyVectorStore:
         metadata: Sequence[Mapping[str, Any]] | None = None,
     ) -> list[str]:
         """Insert vectors; an id already stored is a ``ValueError`` (use :meth:`upsert`)."""
-        matrix = _as_matrix(vectors, "vectors")
+        matrix, _ = as_matrix(vectors, None, "add")
         ids = _check_ids(ids, len(matrix), generate=True)
         metas = _check_metadata(metadata, len(matrix))
         with self._lock.write():
@@ -101,7 +101,7 @@ class NumpyVectorStore:
         metadata: Sequence[Mapping[str, Any]] | None = None,
     ) -> list[str]:
         """Insert or replace vectors (and their metadata) by id."""
-        matrix = _as_matrix(vectors, "vectors")
+        matrix, _ = as_matrix(vectors, None, "upsert")
         ids = _check_ids(ids, len(matrix), generate=False)
         metas = _check_metadata(metadata, len(matrix))
         with self._lock.write():
@@ -151,17 +151,14 @@ class NumpyVectorStore:
         self, query: np.ndarray, top_k: int = 10, filter: Mapping[str, Any] | None = None
     ) -> list[Hit] | list[list[Hit]]:
         """Exact top-k: a list of hits for one query (1-D), a list per row for a batch (2-D)."""
-        queries = _as_matrix(query, "query", allow_1d=True)
-        single = np.ndim(query) == 1
-        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-            msg = f"search: top_k must be a positive int, got {top_k!r}"
-            raise ValueError(msg)
+        queries, single = as_matrix(query, None, "search", name="query")
+        k = as_top_k(top_k, "search")
         with self._lock.read():
             if self._n and queries.shape[1] != self.dim:
                 msg = f"search: query has dimension {queries.shape[1]}, the store holds dimension {self.dim}"
                 raise ValueError(msg)
             rows = self._matching_rows(filter) if filter else None
-            results = self._search_rows(queries, int(top_k), rows)
+            results = self._search_rows(queries, k, rows)
         return results[0] if single else results
 
     def get(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:
@@ -307,25 +304,6 @@ class NumpyVectorStore:
 
 
 # ---------------------------------------------------------------------- validation
-
-
-def _as_matrix(value: Any, name: str, allow_1d: bool = True) -> np.ndarray:
-    """A 2-D C-contiguous float32 copy-or-view of ``value``; ValueError on bad dtype, shape or values."""
-    array = np.asarray(value)
-    if array.dtype.kind not in "fiu":
-        msg = f"{name} must be numeric (float32 preferred), got dtype {array.dtype}"
-        raise ValueError(msg)
-    if array.ndim == 1 and allow_1d:
-        array = array.reshape(1, -1)
-    if array.ndim != 2:
-        msg = f"{name} must be one vector (1-D) or a batch (2-D), got shape {array.shape}"
-        raise ValueError(msg)
-    array = np.ascontiguousarray(array, dtype=np.float32)
-    if array.size and not np.isfinite(array).all():
-        bad = int(np.nonzero(~np.isfinite(array).all(axis=1))[0][0])
-        msg = f"{name} row {bad} contains NaN or infinity"
-        raise ValueError(msg)
-    return array
 
 
 def _check_ids(ids: Sequence[str] | None, count: int | None, *, generate: bool) -> list[str]:

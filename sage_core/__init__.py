@@ -6,8 +6,7 @@ lazily so that ``import sage_core`` stays cheap (the CLI, plugin discovery).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from sage_core.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -35,6 +34,7 @@ _EXPORTS: dict[str, str] = {
     "SageConfig": "sage_core.config",
     "load_config": "sage_core.config",
     # plugins
+    "lazy_exports": "sage_core.lazy",
     "hookimpl": "sage_core.plugins.hookspecs",
     "get_plugin_manager": "sage_core.plugins.manager",
     "ConfigError": "sage_core.plugins.manager",
@@ -61,17 +61,5 @@ _EXPORTS: dict[str, str] = {
     "Memory": "sage_core.services.contracts",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sage_core' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
+__all__ += ["__version__"]

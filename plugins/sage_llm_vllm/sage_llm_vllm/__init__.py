@@ -7,8 +7,7 @@ classes directly. Heavy packages load only when a backend starts.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from sage_core import lazy_exports
 
 _EXPORTS = {
     "VLLMService": "sage_llm_vllm.llm",
@@ -24,17 +23,4 @@ _EXPORTS = {
     "LLAMA_1B": "sage_llm_vllm.models",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sage_llm_vllm' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -7,8 +7,7 @@ pipeline file with it; ``sage top`` shows the same figures in the terminal. Name
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from sage_core import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -22,17 +21,5 @@ _EXPORTS = {
     "SnapshotCollector": "sage_monitor.prometheus",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sage_monitor' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
+__all__ += ["__version__"]

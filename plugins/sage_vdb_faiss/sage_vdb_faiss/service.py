@@ -190,7 +190,6 @@ class VDBService:
         where = "VDBService.search_arrays"
         k = as_top_k(top_k, where)
         wanted = as_filter(filter, where)
-        self._check_open(where)
         dim = self.dim
         matrix, single = as_matrix(query, dim, where, name="query")
         queries = self._to_index_space(matrix)[0]

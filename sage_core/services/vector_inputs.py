@@ -44,7 +44,7 @@ def as_matrix(values: Any, dim: int | None, where: str, name: str = "vectors") -
     if not finite.all():
         bad = int(np.flatnonzero(~finite)[0])
         raise ValueError(
-            f"{where}: {name} row {bad} holds NaN or inf (converted to float32); remove or fix that row"
+            f"{where}: {name} row {bad} holds NaN or infinity (converted to float32); remove or fix that row"
         )
     return matrix, single
 

@@ -130,6 +130,7 @@ class DataStream:
         **settings: Any,
     ) -> "DataStream":
         check_function(function, expected, kind)
+        self.env.logical.require(self.op.id)
         spec = self.env.logical.add(kind, function, parallelism=parallelism, name=name, **settings)
         self.env.logical.connect(self.op.id, spec.id, EdgeSpec(partitioning=self._partitioning))
         return DataStream(self.env, spec)
@@ -174,6 +175,8 @@ class ConnectedStreams:
 
     def _two_input(self, kind: OpKind, function: Any, parallelism: int, name: str | None) -> DataStream:
         env = self.first.env
+        for stream in (self.first, self.second):
+            env.logical.require(stream.op.id)
         spec = env.logical.add(kind, function, parallelism=parallelism, name=name)
         for slot, stream in enumerate((self.first, self.second)):
             env.logical.connect(stream.op.id, spec.id, EdgeSpec(slot=slot, partitioning=stream._partitioning))

@@ -19,6 +19,9 @@ from sage_core.services.manager import ServiceManager
 
 log = logging.getLogger("sage")
 
+CLOSE_JOIN_S = 10.0
+"""How long ``close()`` waits for a cancelled task still inside a user's function before closing services."""
+
 
 class BaseEnvironment:
     """Builds a logical pipeline and runs it on a runtime chosen by the subclass.
@@ -91,8 +94,12 @@ class BaseEnvironment:
 
         Without it, return at once; stop an unbounded job with ``job.stop()``. ``monitor=True`` asks
         an installed monitor plugin to serve its dashboard for this job.
+
+        Each submit runs the streams built since the previous submit, never earlier ones again;
+        the environment's services stay up, shared by its jobs, until :meth:`close`.
         """
         graph = self.compile()
+        self.logical = LogicalGraph()
         self.services.start()
         errors = ErrorPolicy(self.config.job.error_policy, self._dead_letter_sink)
         runtime = self._make_runtime(graph, errors)
@@ -108,10 +115,20 @@ class BaseEnvironment:
         return job
 
     def close(self) -> None:
-        """Stop running jobs and close every service."""
+        """End every job, then close the services.
+
+        Running jobs are stopped (records in flight drain for up to ``STOP_TIMEOUT_S`` seconds, then
+        the rest is cancelled and counted) and their tasks joined before any service closes, so no
+        task calls a closed service.
+        """
         for job in self.jobs:
-            if job.status == "running":
-                job.stop()
+            job.stop()
+        for job in self.jobs:
+            if not job.runtime.join(CLOSE_JOIN_S):
+                log.warning(
+                    "env.close(): job %s: tasks %s still inside a function after %g s; closing services under them",
+                    job.name, ", ".join(job.runtime.running_tasks()), CLOSE_JOIN_S,
+                )
         self.services.close()
 
     def __enter__(self) -> "BaseEnvironment":

@@ -7,6 +7,7 @@ input slot (0 or 1 for two-input operators) and how records are distributed.
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -55,6 +56,11 @@ class OperatorSpec:
         """The id, shown in errors, graphs and metrics."""
         return self.id
 
+    @property
+    def label(self) -> str:
+        """How errors and logs name the operator: kind, the user's function, id (``map parse (parse)``)."""
+        return f"{self.kind.value} {function_name(self.function)} ({self.id})"
+
     def describe(self) -> str:
         """The operator and where its function was defined, for error messages."""
         return f"{self.kind.value} {self.id!r} ({describe_function(self.function)})"
@@ -74,15 +80,30 @@ class LogicalGraph:
 
     def __init__(self) -> None:
         self.graph: nx.DiGraph = nx.DiGraph()
-        self._counter = 0
 
     def add(self, kind: OpKind, function: Any, **settings: Any) -> OperatorSpec:
-        """Add an operator with a fresh id such as ``map_3``."""
-        self._counter += 1
-        base = settings.pop("name", None) or kind.value
-        spec = OperatorSpec(id=f"{base}_{self._counter}", kind=kind, function=function, **settings)
+        """Add an operator with a readable, stable id: the ``name`` given, else the function's name
+        (the kind for a lambda), deduplicated with a suffix (``parse``, ``parse_2``)."""
+        base = settings.pop("name", None) or default_id(kind, function)
+        op_id, n = base, 1
+        while op_id in self.graph:
+            n += 1
+            op_id = f"{base}_{n}"
+        spec = OperatorSpec(id=op_id, kind=kind, function=function, **settings)
         self.graph.add_node(spec.id, spec=spec)
         return spec
+
+    def __bool__(self) -> bool:
+        return self.graph.number_of_nodes() > 0
+
+    def require(self, op_id: str) -> None:
+        """Raise unless ``op_id`` is an operator of this graph (not of a job already submitted)."""
+        if op_id not in self.graph:
+            msg = (
+                f"operator {op_id!r} belongs to a job already submitted: each submit() runs the streams built "
+                "since the previous one; build this stream again from a source"
+            )
+            raise ValueError(msg)
 
     def connect(self, source: str, target: str, edge: EdgeSpec | None = None) -> None:
         """Add an edge from ``source`` to ``target``."""
@@ -104,6 +125,22 @@ class LogicalGraph:
     def outputs(self, op_id: str) -> list[tuple[str, EdgeSpec]]:
         """Downstream operator ids and edges of ``op_id``."""
         return [(v, d["edge"]) for _, v, d in self.graph.out_edges(op_id, data=True)]
+
+
+def function_name(function: Any) -> str:
+    """The user's function as code names it: ``Parser``, ``parse_record``, ``<lambda>``, ``list.append``."""
+    if isinstance(function, (tuple, list)):
+        return "(" + ", ".join(function_name(f) for f in function) + ")"
+    target = function if inspect.isclass(function) or callable(function) and hasattr(function, "__qualname__") else type(function)
+    return getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
+
+
+def default_id(kind: OpKind, function: Any) -> str:
+    """An operator id from its function's name (snake_case), or the kind for lambdas and anonymous callables."""
+    name = function_name(function).rsplit(".", 1)[-1]
+    if not name.isidentifier():
+        return kind.value
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
 def describe_function(function: Any) -> str:

@@ -65,6 +65,19 @@ class AsyncCalls:
             out.extend(self._collect(block=True))
         return out
 
+    def cancel(self) -> int:
+        """Give up every call in flight (their Futures are cancelled where possible); how many were dropped."""
+        dropped = self.in_flight
+        pending = [result for _, result in self._queue]
+        while not self._done.empty():
+            pending.append(self._done.get()[1])
+        for result in pending:
+            for future in result if isinstance(result, (list, tuple)) else (result,):
+                future.cancel()
+        self._queue.clear()
+        self.in_flight = 0
+        return dropped
+
     def _collect(self, block: bool) -> list:
         out: list = []
         if self.ordered:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import threading
 import time
 from time import perf_counter
 from typing import Any, Callable
@@ -11,8 +12,9 @@ from typing import Any, Callable
 from sage_core.api.functions import BaseFunction, RuntimeContext
 from sage_core.compiler.logical import OperatorSpec, OpKind
 from sage_core.compiler.physical import Chain, PhysicalGraph
-from sage_core.runtime.errors import ErrorPolicy
+from sage_core.runtime.errors import ErrorPolicy, OpenFailed, lifecycle_error
 from sage_core.runtime.operators import RUNNERS, OperatorRunner
+from sage_core.runtime.permit import Permit
 from sage_core.runtime.records import OperatorStats
 from sage_core.runtime.sources import (
     SourceRunner,
@@ -37,15 +39,22 @@ class BoundChain:
         self.instance = instance
         self.source: SourceRunner | None = None
         self.runners: list[OperatorRunner] = []
-        self.functions: list[Any] = []
+        self.functions: list[tuple[OperatorSpec, Any]] = []
+        self.permit = Permit()
+        self.close_errors: list[Exception] = []
+        """What ``close()`` raised, per function, at the end of :meth:`run_task`."""
+        self._dropped = 0
+        self._dropped_lock = threading.Lock()
         for op_id in chain.operators:
             spec = graph.operator(op_id)
             target = instantiate(spec, make_context(spec, instance))
-            self.functions.append(target)
+            self.functions.append((spec, target))
             if spec.kind is OpKind.SOURCE:
                 self.source = build_source(spec, target)
             else:
-                self.runners.append(RUNNERS[spec.kind](spec, entry_point(spec, target), errors))
+                runner = RUNNERS[spec.kind](spec, entry_point(spec, target), errors)
+                runner.permit = self.permit
+                self.runners.append(runner)
 
     @property
     def head_is_join(self) -> bool:
@@ -53,16 +62,46 @@ class BoundChain:
         return bool(self.runners) and self.runners[0].spec.kind is OpKind.JOIN
 
     def open(self) -> None:
-        """Call ``open()`` on every function instance, on the task's thread."""
-        for target in self.functions:
-            if isinstance(target, BaseFunction):
-                target.open()
+        """Call ``open()`` on every function instance, in chain order, on the task's thread.
 
-    def close(self) -> None:
-        """Call ``close()`` on every function instance (errors are left to the caller)."""
-        for target in self.functions:
+        When one raises, those already opened are closed (their close errors ride along as notes)
+        and :class:`OpenFailed` names the operator, chained to the cause.
+        """
+        for i, (spec, target) in enumerate(self.functions):
+            if not isinstance(target, BaseFunction):
+                continue
+            try:
+                target.open()
+            except Exception as exc:
+                error = lifecycle_error(OpenFailed, spec.label, "open", exc)
+                for close_failure in self.close(self.functions[:i]):
+                    error.add_note(str(close_failure))
+                raise error from exc
+
+    def close(self, functions: list[tuple[OperatorSpec, Any]] | None = None) -> list[Exception]:
+        """Call ``close()`` on every function instance (or those given), even after one raised; the errors."""
+        errors: list[Exception] = []
+        for spec, target in self.functions if functions is None else functions:
             if isinstance(target, BaseFunction):
-                target.close()
+                try:
+                    target.close()
+                except Exception as exc:
+                    errors.append(lifecycle_error(RuntimeError, spec.label, "close", exc))
+        return errors
+
+    def cancel(self) -> None:
+        """Stop at the next record and drop what the runners hold (counted as cancelled); any thread may call it."""
+        self.permit.revoke()
+
+    def drop_pending(self) -> None:
+        """On the task's thread, after a cancel: count what asynchronous calls still held as cancelled."""
+        for runner in self.runners:
+            runner.cancel()
+
+    def dropped(self, count: int) -> None:
+        """Count ``count`` records that reached this task's inbox and were dropped by a cancel (any thread)."""
+        with self._dropped_lock:
+            self._dropped += count
 
     def process(self, batch: list, slot: int = 0, start: int = 0) -> list:
         """Push a batch through the runners from index ``start``; returns the chain's output."""
@@ -79,8 +118,12 @@ class BoundChain:
 
     def run_task(self, read_input: Callable[[], None], aborted: Callable[[], bool], emit: Callable[[list], None], end: Callable[[], None]) -> None:
         """A task's whole life: open the functions, ``read_input`` until it returns, then (unless
-        ``aborted()``) emit what :meth:`flush` still owes and call ``end`` (end-of-stream markers);
-        the functions are closed whatever happens. Errors propagate to the runtime."""
+        ``aborted()``) emit what :meth:`flush` still owes and call ``end`` (end-of-stream markers).
+
+        The functions are closed whatever happens, every one even when another's ``close()``
+        raised; those errors are kept in ``close_errors`` for the runtime to report at the job's
+        end (they do not abort the job, so downstream sinks still flush). Other errors propagate.
+        """
         self.open()
         try:
             read_input()
@@ -88,7 +131,9 @@ class BoundChain:
                 emit(self.flush())
                 end()
         finally:
-            self.close()
+            if aborted():
+                self.drop_pending()
+            self.close_errors = self.close()
 
     def run_source(self, batch_size: int, running: Callable[[], bool], emit: Callable[[list], None]) -> None:
         """Pull batches from the source through the chain into ``emit`` until it ends or ``running()`` is false.
@@ -141,6 +186,11 @@ class BoundChain:
         figures = {runner.spec.id: runner.stats for runner in self.runners}
         if self.source is not None:
             figures[self.source.op_id] = self.source.stats
+        if self._dropped:
+            head = copy.copy(self.runners[0].stats)
+            head.records_in += self._dropped
+            head.cancelled += self._dropped
+            figures[self.runners[0].spec.id] = head
         return figures
 
     def set_wake(self, wake: Callable[[], None]) -> None:

@@ -1,18 +1,38 @@
-"""The job handle users get from ``env.submit()``: wait, stop, status, summary, metrics."""
+"""The job handle users get from ``env.submit()``: wait, stop, cancel, status, summary, metrics.
+
+Lifecycle, the same on every runtime:
+
+- ``stop(timeout)`` is graceful: sources stop, records in flight drain, and at the deadline
+  (:data:`STOP_TIMEOUT_S` by default) the job is cancelled.
+- ``cancel()`` ends every task at its next record. What it drops is counted per operator as
+  ``cancelled``, so ``in = out + filtered + failed + cancelled`` holds.
+- Ctrl-C (or SIGTERM) in ``wait()`` stops with the short deadline; a second Ctrl-C cancels at once.
+"""
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sage_core.runtime.errors import ErrorPolicy, JobFailed
 from sage_core.runtime.records import DeadLetter, OperatorStats
+from sage_core.runtime.signals import terminate_as_interrupt
 
 if TYPE_CHECKING:
     from sage_core.compiler.physical import PhysicalGraph
 
-__all__ = ["JobFailed", "JobHandle", "Runtime"]
+__all__ = ["CANCEL_JOIN_S", "STOP_TIMEOUT_S", "JobFailed", "JobHandle", "Runtime"]
+
+STOP_TIMEOUT_S = 5.0
+"""How long ``stop()``, Ctrl-C and ``env.close()`` let records in flight drain before cancelling."""
+
+CANCEL_JOIN_S = 1.0
+"""How long ``cancel()`` waits for tasks to leave the record in hand before it reports them."""
+
+log = logging.getLogger("sage.job")
 
 
 class Runtime(Protocol):
@@ -24,11 +44,17 @@ class Runtime(Protocol):
     def stop(self) -> None:
         """Ask sources to stop; the rest drains and ends."""
 
+    def cancel(self) -> None:
+        """End every task at its next record, counting what is dropped as cancelled."""
+
     def join(self, timeout: float | None) -> bool:
         """Wait for every task to end; whether they all did."""
 
     def error(self) -> BaseException | None:
         """The first error that aborted the job, if any."""
+
+    def running_tasks(self) -> list[str]:
+        """Tasks that have not ended yet."""
 
     def operator_stats(self) -> dict[str, OperatorStats]:
         """Figures per operator id, summed over its instances."""
@@ -38,7 +64,7 @@ class Runtime(Protocol):
 
 
 class JobHandle:
-    """A submitted job. ``status`` is one of running, completed, stopped, failed."""
+    """A submitted job. ``status`` is one of running, finished, stopped, cancelled, failed."""
 
     def __init__(self, name: str, graph: "PhysicalGraph", runtime: Runtime, errors: ErrorPolicy, services: Any) -> None:
         self.name = name
@@ -49,32 +75,40 @@ class JobHandle:
         self.started_at = time.time()
         self.ended_at: float | None = None
         self._stopped = False
+        self._cancelled = False
         self._finished_callbacks: list[Any] = []
         self._finish_lock = threading.Lock()
 
     @property
     def status(self) -> str:
-        """running, completed, stopped (by ``stop()``) or failed."""
-        if self.ended_at is None:
+        """running; finished (the input ended); stopped (``stop()`` drained in time); cancelled; failed."""
+        if self.ended_at is None and not self._cancelled:
             if not self.runtime.join(0):
                 return "running"
             self._finish()
         if self.runtime.error() is not None:
             return "failed"
-        return "stopped" if self._stopped else "completed"
+        if self._cancelled:
+            return "cancelled"
+        return "stopped" if self._stopped else "finished"
+
+    @property
+    def running(self) -> bool:
+        """Whether some task may still process records."""
+        return self.ended_at is None and not self.runtime.join(0)
 
     def wait(self, timeout: float | None = None) -> str:
         """Block until the job ends (or ``timeout`` seconds pass); returns the status.
 
-        Raises :class:`JobFailed` when a record failed under the ``fail`` policy. Ctrl-C stops the
-        job cleanly, then re-raises ``KeyboardInterrupt``.
+        Raises :class:`JobFailed` when a record failed under the ``fail`` policy. Ctrl-C or SIGTERM
+        stops the job (drain for up to :data:`STOP_TIMEOUT_S`, then cancel; a second Ctrl-C cancels
+        at once), then re-raises ``KeyboardInterrupt``.
         """
         try:
-            done = self.runtime.join(timeout)
+            with terminate_as_interrupt():
+                done = self.runtime.join(timeout)
         except KeyboardInterrupt:
-            self.stop()
-            self.runtime.join(None)
-            self._finish()
+            self._interrupted()
             raise
         if done:
             self._finish()
@@ -83,13 +117,47 @@ class JobHandle:
                 raise error
         return self.status
 
-    def stop(self, timeout: float | None = 30.0) -> str:
-        """Stop the sources, let records in flight drain, wait; returns the status."""
-        self._stopped = self.ended_at is None
-        self.runtime.stop()
-        if self.runtime.join(timeout):
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> str:
+        """Stop the sources and let records in flight drain; cancel what is left after ``timeout`` seconds.
+
+        Returns the status: never running (``stopped`` when everything drained, ``cancelled`` when
+        the deadline cancelled the rest).
+        """
+        if self.running:
+            self._stopped = True
+            self.runtime.stop()
+            if not self.runtime.join(timeout):
+                return self.cancel()
             self._finish()
         return self.status
+
+    def cancel(self) -> str:
+        """End the job now: every task stops at its next record; dropped records are counted as cancelled."""
+        if self.running:
+            self._cancelled = True
+            self.runtime.cancel()
+            if self.runtime.join(CANCEL_JOIN_S):
+                self._finish()
+            else:
+                log.warning(
+                    "job %s cancelled; still inside a function: %s (it ends when that call returns)",
+                    self.name, ", ".join(self.runtime.running_tasks()),
+                )
+        return self.status
+
+    def _interrupted(self) -> None:
+        """The first Ctrl-C: stop with the short deadline; a second one while it drains: cancel now."""
+        print(
+            f"sage: interrupted: stopping job {self.name!r}, draining for up to {STOP_TIMEOUT_S:g} s "
+            "then cancelling (Ctrl-C again cancels now)",
+            file=sys.stderr, flush=True,
+        )
+        try:
+            with terminate_as_interrupt():
+                self.stop()
+        except KeyboardInterrupt:
+            print(f"sage: cancelling job {self.name!r} now", file=sys.stderr, flush=True)
+            self.cancel()
 
     def dead_letters(self) -> list[DeadLetter]:
         """Records that failed under the ``dead_letter`` policy."""
@@ -114,7 +182,7 @@ class JobHandle:
         return metrics
 
     def summary(self) -> dict[str, Any]:
-        """Status, timings and per operator accounting (in = out + filtered + failed)."""
+        """Status, timings and per operator accounting (in = out + filtered + failed + cancelled)."""
         summary = self.metrics()
         summary.pop("queues")
         summary["dead_letters"] = len(self.errors.dead_letters)

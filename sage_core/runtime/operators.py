@@ -15,6 +15,7 @@ from typing import Any, Callable
 from sage_core.compiler.logical import OperatorSpec, OpKind
 from sage_core.runtime.async_calls import AsyncCalls, is_pending
 from sage_core.runtime.errors import ErrorPolicy
+from sage_core.runtime.permit import Permit
 from sage_core.runtime.records import OperatorStats
 
 DEFAULT_CAPACITY = 256
@@ -40,6 +41,8 @@ class OperatorRunner:
         self.call = call
         self.errors = errors
         self.stats = OperatorStats()
+        self.permit = Permit()
+        """The task's permit (shared by its runners): revoked, records left in a batch are cancelled."""
 
     def process(self, batch: list, slot: int = 0) -> list:
         """Outputs for one input batch."""
@@ -58,6 +61,17 @@ class OperatorRunner:
         """Records accepted whose output is not produced yet."""
         return 0
 
+    def cancel(self) -> None:
+        """Drop what the runner still holds (the job was cancelled): counted as cancelled."""
+
+    def admitted(self, batch: list) -> Any:
+        """The records of ``batch`` this runner may still process: all of them unless the job is cancelled."""
+        return compress(batch, self.permit.cover(len(batch)))
+
+    def cancelled(self, count: int) -> None:
+        """Count ``count`` records that reached this runner and were dropped by a cancel."""
+        self.stats.cancelled += count
+
     def fail(self, record: Any, exc: BaseException) -> None:
         """Count a failed record and apply the error policy."""
         self.stats.failed += 1
@@ -67,20 +81,24 @@ class OperatorRunner:
         """``fn`` of every record (a C-level ``map``) and how many failed; a failure leaves FAILED.
 
         When ``fn`` raises, the error policy handles the record and the loop resumes after it, so no
-        record is processed twice.
+        record is processed twice. A cancel stops the loop at the next record: the results are then
+        shorter than the batch, and the records left are counted as cancelled.
         """
         self.stats.records_in += len(batch)
         failed = self.stats.failed
         results: list = []
         extend = results.extend
-        it = iter(batch)
+        it = self.admitted(batch)
         while True:
             try:
                 extend(map(fn, it))
-                return results, self.stats.failed - failed
+                break
             except Exception as exc:
                 self.fail(batch[len(results)], exc)
                 results.append(FAILED)
+        if len(results) < len(batch):
+            self.cancelled(len(batch) - len(results))
+        return results, self.stats.failed - failed
 
     def passed(self, out: list, consumed: int = 0) -> list:
         """Count ``out`` as passed downstream (``consumed``: records in that produced it)."""
@@ -120,18 +138,26 @@ class MapRunner(OperatorRunner):
         fn = self.call
         calls = self.async_calls
         assert calls is not None
-        for x in batch:
+        done = 0
+        for x in self.admitted(batch):
+            done += 1
             try:
                 result = fn(x)
             except Exception as exc:
                 self.fail(x, exc)
                 continue
             calls.submit_one(x, result, out)
+        if done < len(batch):
+            self.cancelled(len(batch) - done)
         out.extend(calls.poll())
         return out
 
     def poll(self) -> list:
         return self.async_calls.poll() if self.async_calls else []
+
+    def cancel(self) -> None:
+        if self.async_calls is not None:
+            self.cancelled(self.async_calls.cancel())
 
     def flush(self) -> list:
         return self.async_calls.drain() if self.async_calls else []
@@ -147,7 +173,7 @@ class FilterRunner(OperatorRunner):
     def process(self, batch: list, slot: int = 0) -> list:
         results, failed = self.call_each(batch, self.call)
         out = list(compress(batch, results))
-        self.stats.filtered += len(batch) - len(out) - failed
+        self.stats.filtered += len(results) - len(out) - failed
         return self.passed(out)
 
 
@@ -178,8 +204,8 @@ class SinkRunner(OperatorRunner):
     """Consumes records."""
 
     def process(self, batch: list, slot: int = 0) -> list:
-        _, failed = self.call_each(batch, self.call)
-        self.stats.records_out += len(batch) - failed
+        results, failed = self.call_each(batch, self.call)
+        self.stats.records_out += len(results) - failed
         return []
 
 
@@ -202,7 +228,9 @@ class JoinRunner(OperatorRunner):
         stats = self.stats
         stats.records_in += len(batch)
         out: list = []
-        for key, record in batch:
+        done = 0
+        for key, record in self.admitted(batch):
+            done += 1
             sides = self.state[key]
             sides[slot].append(record)
             matched = 0
@@ -220,6 +248,8 @@ class JoinRunner(OperatorRunner):
                 stats.records_out += 1
             else:
                 stats.filtered += 1
+        if done < len(batch):
+            self.cancelled(len(batch) - done)
         stats.emitted += len(out)
         return out
 

@@ -45,12 +45,17 @@ class DeadLetter:
 
 @dataclass
 class OperatorStats:
-    """Per operator instance: in = out + filtered + failed (+ pending while async calls run)."""
+    """Per operator instance: in = out + filtered + failed + cancelled (+ pending while async calls run).
+
+    ``cancelled`` counts records that reached the operator (its inbox included) but were dropped
+    because the job was cancelled or aborted before it processed them.
+    """
 
     records_in: int = 0
     records_out: int = 0
     filtered: int = 0
     failed: int = 0
+    cancelled: int = 0
     emitted: int = 0
     """Records passed downstream (differs from ``records_out`` only for flatmap)."""
     busy_s: float = 0.0
@@ -68,6 +73,7 @@ class OperatorStats:
             "out": self.records_out,
             "filtered": self.filtered,
             "failed": self.failed,
+            "cancelled": self.cancelled,
             "emitted": self.emitted,
             "busy_s": round(self.busy_s, 6),
             "batches": self.batches,

@@ -42,7 +42,7 @@ def test_skip_policy_keeps_going_and_counts() -> None:
     expected = [x for x in range(100) if x % 7 != 3 and x % 11 != 0]
     assert sorted(got) == expected
     ops = job.summary()["operators"]
-    assert ops["explode_2"]["failed"] == len([x for x in range(100) if x % 7 == 3])
+    assert ops["explode"]["failed"] == len([x for x in range(100) if x % 7 == 3])
 
 
 def test_dead_letters_carry_record_operator_and_error() -> None:
@@ -53,7 +53,7 @@ def test_dead_letters_carry_record_operator_and_error() -> None:
     env.close()
     assert [d.record for d in job.dead_letters()] == [d.record for d in letters]
     by_op = {(d.operator, d.record) for d in letters}
-    assert ("explode_2", 3) in by_op and ("divide_3", 0) in by_op
+    assert ("explode", 3) in by_op and ("divide", 0) in by_op
     assert all("Error" in d.error for d in letters)
 
 

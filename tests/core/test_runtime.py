@@ -62,7 +62,7 @@ def test_unbounded_source_stops_on_stop_and_drains(no_leaked_threads: None) -> N
     assert job.stop() == "stopped"
     env.close()
     summary = job.summary()["operators"]
-    assert summary["source_1"]["out"] == len(got) > 0
+    assert summary["source"]["out"] == len(got) > 0
 
 
 def test_ctrl_c_stops_an_unbounded_job_cleanly(tmp_path) -> None:
@@ -135,7 +135,7 @@ def test_map_returning_futures_keeps_capacity_in_flight(ordered: bool) -> None:
     expected = [x * x + 1 for x in range(300)]
     assert (got if ordered else sorted(got)) == expected
     assert 8 <= peak[0] <= 16, f"peak in flight {peak[0]}"
-    assert job.summary()["operators"]["map_2"]["out"] == 300
+    assert job.summary()["operators"]["map"]["out"] == 300
 
 
 def test_map_returning_several_futures_gets_all_results() -> None:
@@ -155,7 +155,7 @@ def test_task_threads_are_named_after_their_chain() -> None:
     env.from_batch([1]).map(lambda x: threading.current_thread().name).sink(names.append)
     env.submit()
     env.close()
-    assert names == ["sage-task-source_1+map_2+sink_3#0"]
+    assert names == ["sage-task-source+map+append#0"]
 
 
 def test_gc_thresholds_are_raised_while_a_job_runs_and_restored_after() -> None:

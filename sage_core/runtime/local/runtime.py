@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from typing import Any, Callable
 
 from sage_core.api.functions import RuntimeContext
 from sage_core.compiler.logical import OperatorSpec, Partitioning
 from sage_core.compiler.partitioners import make_splitter
 from sage_core.compiler.physical import PhysicalGraph
-from sage_core.runtime.chain import BoundChain
 from sage_core.runtime import gc_tuning
-from sage_core.runtime.errors import ErrorPolicy
-from sage_core.runtime.local.task import OutputPort, TaskAborted, TaskThread
-from sage_core.runtime.records import OperatorStats
+from sage_core.runtime.chain import BoundChain
+from sage_core.runtime.errors import CloseFailed, ErrorPolicy
+from sage_core.runtime.local.task import OutputPort, TaskThread
+from sage_core.runtime.records import END_OF_STREAM, WAKE, OperatorStats
 
 
 class LocalRuntime:
@@ -35,37 +34,42 @@ class LocalRuntime:
         self.abort_event = threading.Event()
         self._error: BaseException | None = None
         self._error_lock = threading.Lock()
-        self._gc_relaxed = False
-        inboxes = {
+        self._ended = False
+        self._all_exited = threading.Event()
+        self._live = 0
+        self.inboxes = {
             chain_id: [queue.Queue(maxsize=queue_size) for _ in range(chain.parallelism)]
             for chain_id, chain in graph.chains.items()
         }
-        self.inboxes = inboxes
-        self.chains: list[BoundChain] = []
+        bound = {
+            chain_id: [BoundChain(graph, chain, instance, errors, make_context) for instance in range(chain.parallelism)]
+            for chain_id, chain in graph.chains.items()
+        }
+        self.bound = bound
+        self.chains: list[BoundChain] = [b for instances in bound.values() for b in instances]
         self.threads: list[TaskThread] = []
         for chain_id, chain in graph.chains.items():
             inputs = graph.inputs(chain_id)
             upstream = sum(1 if c.partitioning is Partitioning.FORWARD else graph.chains[c.source].parallelism for c in inputs)
             keyed = frozenset(c.slot for c in inputs if c.keyed)
             for instance, task_id in enumerate(chain.task_ids()):
-                bound = BoundChain(graph, chain, instance, errors, make_context)
                 outputs = [
                     OutputPort(
                         slot=c.slot,
                         split=make_splitter(c.partitioning, instance, graph.chains[c.target].parallelism),
-                        inboxes=inboxes[c.target],
+                        inboxes=self.inboxes[c.target],
+                        receivers=bound[c.target],
                         eos_targets=[instance]
                         if c.partitioning is Partitioning.FORWARD
                         else list(range(graph.chains[c.target].parallelism)),
                     )
                     for c in graph.outputs(chain_id)
                 ]
-                self.chains.append(bound)
                 self.threads.append(
                     TaskThread(
                         task_id,
-                        bound,
-                        inboxes[chain_id][instance] if inputs else None,
+                        bound[chain_id][instance],
+                        self.inboxes[chain_id][instance] if inputs else None,
                         upstream,
                         keyed,
                         outputs,
@@ -73,13 +77,14 @@ class LocalRuntime:
                         self.stop_event,
                         self.abort_event,
                         self._on_error,
+                        self._on_exit,
                     )
                 )
+        self._live = len(self.threads)
 
     def start(self) -> None:
         """Start every task thread."""
         gc_tuning.job_started()
-        self._gc_relaxed = True
         for thread in self.threads:
             thread.start()
 
@@ -87,24 +92,40 @@ class LocalRuntime:
         """Sources stop producing; what is in flight drains."""
         self.stop_event.set()
 
+    def cancel(self) -> None:
+        """End every task at its next record; what they hold and their inboxes are counted as cancelled."""
+        self._abort()
+
     def join(self, timeout: float | None) -> bool:
-        """Wait for every task thread; whether all ended within ``timeout``."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        """Wait for every task thread; whether all ended within ``timeout``.
+
+        It waits on an event, not on ``Thread.join``: a Ctrl-C interrupting ``join`` makes Python
+        3.11 take a live thread for ended (bpo-45274's cleanup releases the thread's own lock).
+        """
+        if not self._all_exited.wait(timeout):
+            return False
         for thread in self.threads:
-            while thread.is_alive():
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                thread.join(0.1 if remaining is None else min(0.1, remaining))
+            thread.join()
         with self._error_lock:
-            if self._gc_relaxed:
-                self._gc_relaxed = False
+            if not self._ended:
+                self._ended = True
+                self._count_stranded()
                 gc_tuning.job_ended()
         return True
 
     def error(self) -> BaseException | None:
-        """The first error that aborted the job."""
+        """The first error that aborted the job; else the functions' close errors, together."""
+        close_errors = [error for chain in self.chains for error in chain.close_errors]
+        if self._error is None:
+            return CloseFailed(close_errors) if close_errors else None
+        for error in close_errors:
+            if str(error) not in getattr(self._error, "__notes__", ()):
+                self._error.add_note(str(error))
         return self._error
+
+    def running_tasks(self) -> list[str]:
+        """Ids of the tasks whose thread is still alive (inside a user's function after a cancel)."""
+        return [thread.task_name for thread in self.threads if thread.is_alive()]
 
     def operator_stats(self) -> dict[str, OperatorStats]:
         """Figures per operator, summed over instances."""
@@ -122,11 +143,35 @@ class LocalRuntime:
                 depths[f"{chain_id}#{i}"] = box.qsize()
         return depths
 
+    def _on_exit(self) -> None:
+        with self._error_lock:
+            self._live -= 1
+            if self._live == 0:
+                self._all_exited.set()
+
     def _on_error(self, task: str, exc: BaseException) -> None:
-        if isinstance(exc, TaskAborted):
-            return
         with self._error_lock:
             if self._error is None:
                 self._error = exc
+        self._abort()
+
+    def _abort(self) -> None:
         self.abort_event.set()
         self.stop_event.set()
+        for chain in self.chains:
+            chain.cancel()
+
+    def _count_stranded(self) -> None:
+        """Once every task has ended: records left in inboxes by an abort count as cancelled."""
+        for chain_id, boxes in self.inboxes.items():
+            for box, chain in zip(boxes, self.bound[chain_id]):
+                stranded = 0
+                while True:
+                    try:
+                        item = box.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is not WAKE and item[1] is not END_OF_STREAM:
+                        stranded += len(item[1])
+                if stranded:
+                    chain.dropped(stranded)

@@ -22,6 +22,8 @@ class OutputPort:
     slot: int
     split: Splitter
     inboxes: list[queue.Queue]
+    receivers: list[BoundChain]
+    """The receiving tasks' chains, where a batch dropped by a cancel is counted."""
     eos_targets: list[int]
     """Receivers that expect an end-of-stream marker from this task."""
 
@@ -41,6 +43,7 @@ class TaskThread(threading.Thread):
         stop_event: threading.Event,
         abort_event: threading.Event,
         on_error: Callable[[str, BaseException], None],
+        on_exit: Callable[[], None],
     ) -> None:
         super().__init__(name=f"sage-task-{name}", daemon=True)
         self.task_name = name
@@ -53,6 +56,7 @@ class TaskThread(threading.Thread):
         self.stop_event = stop_event
         self.abort_event = abort_event
         self.on_error = on_error
+        self.on_exit = on_exit
         if inbox is not None:
             chain.set_wake(self._wake)
 
@@ -62,6 +66,8 @@ class TaskThread(threading.Thread):
             self.chain.run_task(read_input, self.abort_event.is_set, self._emit, self._send_end_of_stream)
         except BaseException as exc:  # reported to the job, which aborts every task
             self.on_error(self.task_name, exc)
+        finally:
+            self.on_exit()
 
     # ------------------------------------------------------------------ loops
 
@@ -74,12 +80,10 @@ class TaskThread(threading.Thread):
         assert inbox is not None
         chain, unwrap, abort = self.chain, self.unwrap_slots, self.abort_event
         open_inputs = self.upstream_count
-        while open_inputs:
+        while open_inputs and not abort.is_set():
             try:
                 item = inbox.get(timeout=POLL_S)
             except queue.Empty:
-                if abort.is_set():
-                    return
                 continue
             if item is WAKE:
                 self._emit(chain.poll())
@@ -101,21 +105,23 @@ class TaskThread(threading.Thread):
             return
         for port in self.outputs:
             for target, piece in port.split(batch):
-                self._put(port.inboxes[target], (port.slot, piece))
+                if not self._put(port.inboxes[target], (port.slot, piece)):
+                    port.receivers[target].dropped(len(piece))
 
     def _send_end_of_stream(self) -> None:
         for port in self.outputs:
             for target in port.eos_targets:
                 self._put(port.inboxes[target], (port.slot, END_OF_STREAM))
 
-    def _put(self, inbox: queue.Queue, item: Any) -> None:
+    def _put(self, inbox: queue.Queue, item: Any) -> bool:
+        """Put ``item`` (waiting while the inbox is full); ``False`` when the job aborted first."""
         while True:
             try:
                 inbox.put(item, timeout=POLL_S)
-                return
+                return True
             except queue.Full:
                 if self.abort_event.is_set():
-                    raise TaskAborted from None
+                    return False
 
     def _wake(self) -> None:
         try:
@@ -123,6 +129,3 @@ class TaskThread(threading.Thread):
         except queue.Full:
             pass  # the task is busy with input and polls its calls after each batch
 
-
-class TaskAborted(Exception):
-    """Unwinds a task whose job aborted while it waited to send."""

@@ -47,8 +47,7 @@ class TaskFailure:
     def restore(self, graph: PhysicalGraph) -> BaseException:
         """The exception as the local runtime would have raised it."""
         if self.operator is not None:
-            where = f" ({graph.operator(self.operator).kind.value})"
-            error = JobFailed(self.operator, self.record, self.error, where)
+            error = JobFailed(self.operator, self.record, self.error, graph.operator(self.operator).label)
             error.__cause__ = self.error
             return error
         return self.error

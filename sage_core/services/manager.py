@@ -93,7 +93,8 @@ class ServiceManager(ServiceDirectory):
     def start(self) -> None:
         """Create every replica's backend (once, on its own worker thread). Idempotent.
 
-        Services start in parallel; a service with no usable backend raises :class:`ServiceError`.
+        Services start in parallel; a backend that fails to start is skipped for its fallback, and a
+        service with no usable backend raises :class:`ServiceError` naming each backend and why.
         """
         with self._lock:
             if self._closed:
@@ -130,7 +131,8 @@ class ServiceManager(ServiceDirectory):
 
     def metrics(self) -> dict[str, dict[str, Any]]:
         """Per service: calls, errors, timeouts, in_flight, latency_ms percentiles, batch sizes,
-        served_by per backend (fallbacks visible), and each replica's load and state."""
+        served_by per backend (fallbacks visible), start_failures (backend, replica, reason), restarts
+        of process replicas, and each replica's load and state."""
         return {name: service.metrics() for name, service in list(self._services.items())}
 
 

@@ -115,8 +115,9 @@ class ReplicaState:
 
     def __init__(self, label: str) -> None:
         self.label = label
-        self.state = "new"  # new | starting | ready | unavailable | failed | closed
+        self.state = "new"  # new | starting | ready | unavailable | failed | restarting | closed
         self.error: BaseException | None = None
+        self.restarts = 0
         self.stale = False
         self.backend: Any = None
         self.methods: dict[str, str] = {}
@@ -130,6 +131,15 @@ class ReplicaState:
     def usable(self) -> bool:
         """Ready, and not left behind by a write that failed here but succeeded elsewhere."""
         return self.state == "ready" and not self.stale
+
+    @property
+    def title(self) -> str:
+        """The replica in words: ``replica s0r1 of service 'vdb' (backend 'numpy')`` for the label ``vdb/numpy/s0r1``."""
+        parts = self.label.rsplit("/", 2)
+        if len(parts) != 3:
+            return self.label
+        service, backend, replica = parts
+        return f"replica {replica} of service {service!r} (backend {backend!r})"
 
     def _finished(self, future: Future) -> None:
         failed = future.cancelled() or future.exception() is not None
@@ -175,7 +185,7 @@ class Replica(ReplicaState):
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> Future:
-        """Create the backend on a worker thread (once); the Future fails only on an unexpected error."""
+        """Create the backend on a worker thread (once); the Future fails when that raises (not ``BackendUnavailable``)."""
         with self._lock:
             if self._started is None:
                 self.state = "starting"
@@ -188,8 +198,7 @@ class Replica(ReplicaState):
             if inspect.isawaitable(backend):
                 backend = asyncio.run_coroutine_threadsafe(_awaited(backend), self._ensure_loop()).result()
         except BackendUnavailable as exc:
-            self.state, self.error = "unavailable", exc
-            log.info("%s unavailable: %s", self.label, exc)
+            self.state, self.error = "unavailable", exc  # the service logs it as a start failure
             return
         except BaseException as exc:
             self.state, self.error = "failed", exc

@@ -4,9 +4,9 @@ Reads go to the first usable backend of the chain that is not saturated; when it
 longer than ``timeout_s``, the next one serves, so every caller gets an answer as long as one
 backend can give it. Writes (the kind's ``write_methods``) go to every usable backend so that a
 fallback holds the same data; a backend whose write failed or timed out while another's
-succeeded is marked stale and serves no more reads. A backend raising ``BackendUnavailable`` at
-start is skipped. Each call ends as a result or a :class:`ServiceError` naming service, method,
-backend and cause.
+succeeded is marked stale and serves no more reads. A backend whose creation raises anything is
+skipped, and the failure kept for the metrics (:mod:`~sage_core.services.start_failures`). Each
+call ends as a result or a :class:`ServiceError` naming service, method, backend and cause.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from sage_core.services.config import ServiceConfig
 from sage_core.services.deadlines import DeadlineScheduler
 from sage_core.services.errors import ServiceClosed, ServiceError, ServiceTimeout
 from sage_core.services.routing import BackendGroup, failed, when_all
+from sage_core.services.start_failures import StartFailure, collect_start_failures, no_backend_error
 from sage_core.services.streams import StreamIterator
 
 log = logging.getLogger("sage.services")
@@ -106,6 +107,7 @@ class Service(StartOnce):
         self._fills_ids = self.kind == "vdb" and sum(len(g.replicas) for g in self.chain) > 1
         self._state = "new"  # new | started | failed | closed
         self._start_error: BaseException | None = None
+        self.start_failures: list[StartFailure] = []
         self._start_lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self.calls = self.errors = self.timeouts = self.in_flight = 0
@@ -120,19 +122,14 @@ class Service(StartOnce):
         return [replica.start() for group in self.chain for replica in group.replicas]
 
     def finish_start(self, futures: list[Future]) -> None:
-        """Wait for the replicas; raise :class:`ServiceError` when no backend can serve."""
+        """Wait for the replicas; raise :class:`ServiceError` naming every backend tried when none can serve."""
         with self._start_lock:
             if self._state != "new":
                 self._raise_if_unstarted()
                 return
-            for future in futures:
-                exc = future.exception()
-                if exc is not None and self._start_error is None:
-                    self._start_error = exc
-            if self._start_error is None and not any(group.usable for group in self.chain):
-                reasons = "; ".join(f"{r.label}: {r.error}" for g in self.chain for r in g.replicas)
-                self._start_error = RuntimeError(f"no backend available ({reasons})")
-            if self._start_error is not None:
+            self.start_failures = collect_start_failures(self.name, self.chain, futures)
+            if not any(group.usable for group in self.chain):
+                self._start_error = no_backend_error(self.name, self.start_failures)
                 self._state = "failed"
                 self._raise_if_unstarted()
             self.methods = next(g.methods() for g in self.chain if g.usable)
@@ -305,7 +302,7 @@ class Service(StartOnce):
         return error
 
     def metrics(self) -> dict[str, Any]:
-        """Counters, latency percentiles, batch sizes, who served what and each replica's load."""
+        """Counters, latency percentiles, batch sizes, who served what, start failures, restarts and each replica's load."""
         with self._stats_lock:
             latencies = np.array(self._latencies, dtype=np.float64) * 1000.0
             out: dict[str, Any] = {
@@ -319,13 +316,16 @@ class Service(StartOnce):
                 "saturated_skips": self.saturated_skips,
                 "served_by": dict(self.served_by),
             }
+        replicas = [r for g in self.chain for r in g.replicas]
+        out["start_failures"] = [failure.as_dict() for failure in self.start_failures]
+        out["restarts"] = sum(r.restarts for r in replicas)
         out["latency_ms"] = (
             {f"p{q}": round(float(np.percentile(latencies, q)), 3) for q in (50, 90, 99)}
             | {"max": round(float(latencies.max()), 3), "samples": len(latencies)}
             if len(latencies)
             else {}
         )
-        out["batch"] = _merge_batch_stats([r.batch_stats() for g in self.chain for r in g.replicas])
+        out["batch"] = _merge_batch_stats([r.batch_stats() for r in replicas])
         out["backends"] = [
             {
                 "backend": group.label,
@@ -333,7 +333,8 @@ class Service(StartOnce):
                 "replicas": [
                     {
                         "replica": r.label, "state": r.state, "stale": r.stale, "in_flight": r.in_flight,
-                        "served": r.served, "failed": r.failed, "error": None if r.error is None else str(r.error),
+                        "served": r.served, "failed": r.failed, "restarts": r.restarts,
+                        "error": None if r.error is None else str(r.error),
                     }
                     for r in group.replicas
                 ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Any, Iterator
 
@@ -45,6 +46,34 @@ class Where:
 
     def crash(self, code: int) -> None:
         os._exit(code)
+
+    def signal_then_hang(self, fifo: str) -> int:
+        """First call: write a line to the named pipe ``fifo`` (the test waits for it), then hang.
+
+        Any later call, in this process or a restarted one, answers this process's id at once.
+        """
+        marker = f"{fifo}.seen"
+        if os.path.exists(marker):
+            return os.getpid()
+        open(marker, "w").close()
+        with open(fifo, "w") as pipe:
+            pipe.write("running\n")
+        threading.Event().wait()
+        return os.getpid()
+
+
+class NoGpu:
+    """A backend whose creation fails the way a GPU library does without a GPU."""
+
+    def __init__(self) -> None:
+        raise RuntimeError("CUDA error: no CUDA-capable device is detected")
+
+
+class DiesAtStart:
+    """A backend whose creation kills its process (as a crash in a native library would)."""
+
+    def __init__(self) -> None:
+        os._exit(7)
 
 
 class Fallback:

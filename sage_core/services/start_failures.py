@@ -1,0 +1,86 @@
+"""Backends that could not start: each failure logged, kept for the metrics, and named when none can serve.
+
+Whatever a backend's creation raises (``BackendUnavailable``, a ``RuntimeError`` from a library
+finding no GPU, an ``ImportError``, a ``MemoryError``), only that replica is out: routing skips a
+backend until each of its shards has a ready replica, so the next backend of the ``fallback`` chain
+serves. A ``ConfigError`` raised by a factory is a mistake to fix, not a condition to route around:
+it is logged as an error naming the options' key path, while the fallback (if any) serves.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from sage_core.plugins.manager import ConfigError
+from sage_core.services.errors import ServiceError
+from sage_core.services.routing import BackendGroup
+
+log = logging.getLogger("sage.services")
+
+
+@dataclass(frozen=True)
+class StartFailure:
+    """One replica of one backend that did not start, and why."""
+
+    backend: str
+    replica: str
+    error: BaseException
+    config_key: str | None = None
+    """For a factory's ``ConfigError``: where that backend's options are (``services.vdb.options``)."""
+
+    @property
+    def reason(self) -> str:
+        """The exception in words, with the key path to fix for a configuration error."""
+        text = f"{type(self.error).__name__}: {self.error}"
+        return text if self.config_key is None else f"{text} (fix {self.config_key})"
+
+    def as_dict(self) -> dict[str, str]:
+        """The failure as the service's metrics show it."""
+        return {"backend": self.backend, "replica": self.replica, "reason": self.reason}
+
+
+def collect_start_failures(service: str, chain: list[BackendGroup], futures: list[Future]) -> list[StartFailure]:
+    """Wait for ``futures`` (one per replica, in chain order) and log each replica that did not start."""
+    failures = []
+    replicas = [(position, group, replica) for position, group in enumerate(chain) for replica in group.replicas]
+    for (position, group, replica), future in zip(replicas, futures):
+        error = future.exception() or (replica.error if replica.state in ("unavailable", "failed") else None)
+        if error is None:
+            continue
+        key = _options_key(service, position) if isinstance(error, ConfigError) else None
+        failure = StartFailure(group.label, replica.label, error, key)
+        level = logging.ERROR if key is not None else logging.WARNING
+        log.log(level, "service %r: backend %r, replica %s, failed to start: %s; %s",
+                service, group.label, replica.label, failure.reason, _outcome(chain, position))
+        failures.append(failure)
+    return failures
+
+
+def no_backend_error(service: str, failures: list[StartFailure]) -> ServiceError:
+    """The error of a service none of whose backends started: every backend tried and why, the first cause chained."""
+    tried = "; ".join(f"{f.backend} ({f.replica}): {f.reason}" for f in failures) or "none reported an error"
+    cause = failures[0].error if failures else None
+    error = ServiceError(f"service {service!r}: no backend available; tried {tried}", service=service, cause=cause)
+    error.__cause__ = cause
+    return error
+
+
+def _outcome(chain: list[BackendGroup], position: int) -> str:
+    """What serves instead, in words."""
+    if chain[position].usable:
+        return "its other replicas serve"
+    serving = next((index for index, group in enumerate(chain) if group.usable), None)
+    if serving is None:
+        return "no backend of the chain can serve"
+    label = chain[serving].label
+    return f"falling back to {label!r}" if serving > position else f"{label!r} serves"
+
+
+def _options_key(service: str, position: int) -> str:
+    where = f"services.{service}"
+    return f"{where}.options" if position == 0 else f"{where}.fallback[{position - 1}].options"
+
+
+__all__ = ["StartFailure", "collect_start_failures", "no_backend_error"]

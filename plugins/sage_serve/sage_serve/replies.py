@@ -1,0 +1,66 @@
+"""A request's reply seen from the server's event loop: its events one by one, with a deadline and
+an eye on the client (a client that goes away cancels the request)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from starlette.requests import Request
+
+from sage_core.serving import Event, Failed, Reply, ServingError
+
+
+class ClientGone(Exception):
+    """The client disconnected while its request was pending."""
+
+
+class ReplyEvents:
+    """The events of ``reply`` on the running loop; the request ends with ``timeout`` after ``timeout_s``."""
+
+    def __init__(self, reply: Reply, timeout_s: float) -> None:
+        self.reply = reply
+        self.timeout_s = timeout_s
+        self._loop = asyncio.get_running_loop()
+        self._deadline = self._loop.time() + timeout_s
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.started = time.perf_counter()
+        reply.listen(self._put)
+
+    async def next(self, client: "asyncio.Task[Any] | None" = None) -> Event:
+        """The next event; a ``Failed`` one when the deadline passes; :class:`ClientGone` if ``client`` ends first."""
+        remaining = self._deadline - self._loop.time()
+        get = asyncio.ensure_future(self._queue.get())
+        waiting: set[asyncio.Future[Any]] = {get} if client is None else {get, client}
+        done, _ = await asyncio.wait(waiting, timeout=max(0.0, remaining), return_when=asyncio.FIRST_COMPLETED)
+        if get in done:
+            return get.result()
+        get.cancel()
+        if client is not None and client in done:
+            self.cancel("the client disconnected")
+            raise ClientGone
+        error = ServingError("timeout", f"no complete answer within the request timeout ({self.timeout_s:g} s)")
+        self.reply.cancel(error)
+        return Failed(error)
+
+    def cancel(self, why: str) -> None:
+        """End the request (no effect once it ended): its stream, if any, is closed."""
+        self.reply.cancel(ServingError("cancelled", why))
+
+    def _put(self, event: Event) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
+        except RuntimeError:  # the loop has closed: nobody waits any more
+            pass
+
+
+async def disconnected(request: Request) -> None:
+    """Return when the client disconnects (the request body has been read already)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+__all__ = ["ClientGone", "ReplyEvents", "disconnected"]

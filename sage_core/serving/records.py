@@ -1,0 +1,57 @@
+"""What a served request is inside a pipeline, and what the pipeline answers with.
+
+A front end (``sage serve``) turns an HTTP request into a :class:`ChatRequest` record; the
+pipeline's last step turns its record into an :class:`Answer` for the response sink. Both are plain
+data: no web types reach the core or the pipeline's functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping, Sequence
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat request as a record: its correlation ``id``, the conversation and the sampling asked for.
+
+    ``sampling`` holds the :class:`sage_core.SamplingParams` fields the client set (``max_tokens``,
+    ``temperature``, ``top_p``, ``stop``, ``seed``); pass it to an LLM service as it is.
+    """
+
+    id: str
+    model: str
+    messages: tuple[Mapping[str, str], ...]
+    sampling: Mapping[str, Any] = field(default_factory=dict)
+    stream: bool = False
+
+    @property
+    def question(self) -> str:
+        """The content of the last user message (what a RAG pipeline retrieves for)."""
+        for message in reversed(self.messages):
+            if message.get("role") == "user":
+                return str(message.get("content", ""))
+        return ""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a served pipeline produces for request ``request_id``: the whole ``text``, or a ``stream``.
+
+    ``stream`` is an iterator of text pieces as they are produced (a streaming service call, e.g.
+    ``self.call_service["llm"].stream(...)``); it is read after the record reaches the response
+    sink and closed if the client goes away, which aborts the generation. ``sources`` are the
+    passages a RAG pipeline used (dicts with at least an ``id``). Token counts the pipeline does not
+    know stay ``None``; the response sink then counts streamed pieces as completion tokens.
+    """
+
+    request_id: str
+    text: str = ""
+    stream: Iterator[str] | None = field(default=None, repr=False, compare=False)
+    sources: Sequence[Mapping[str, Any]] = ()
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str = "stop"
+
+
+__all__ = ["Answer", "ChatRequest"]

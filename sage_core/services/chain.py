@@ -9,8 +9,8 @@ Creators are plain partial functions, so they pickle (by reference) whenever the
 replica with ``isolation: process`` runs its creator in a child process.
 
 ``make_replica`` lets a runtime host replicas elsewhere (the Ray runtime makes each one an actor):
-it is called as ``make_replica(label, create, workers=, batch=, thread_name=, resources=)`` and
-returns an object with :class:`Replica`'s interface.
+it is called as ``make_replica(label, create, workers=, batch=, thread_name=, resources=, restart=)``
+and returns an object with :class:`Replica`'s interface.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ import inspect
 from typing import Any, Callable
 
 from sage_core.plugins.manager import PluginManager
-from sage_core.services.config import ResourcesConfig, ServiceConfig, accepted_options
+from sage_core.services.config import ResourcesConfig, RestartConfig, ServiceConfig, accepted_options
 from sage_core.services.devices import resolve_device
 from sage_core.services.process_replica import ProcessReplica
 from sage_core.services.replica import Replica
 from sage_core.services.routing import BackendGroup, ReplicaSet
 
 ReplicaFactory = Callable[..., Replica]
-"""``make_replica(label, create, *, workers, batch, thread_name, resources)`` -> a replica."""
+"""``make_replica(label, create, *, workers, batch, thread_name, resources, restart)`` -> a replica."""
 
 
 def build_chain(
@@ -60,6 +60,7 @@ def build_chain(
                     batch=config.batch,
                     thread_name=f"sage-{job_name}-{name}-{label}-s{shard}r{index}",
                     resources=choice.resources,
+                    restart=config.restart,
                 )
                 for index in range(replicas)
             ]
@@ -68,14 +69,18 @@ def build_chain(
     return chain
 
 
-def local_replica(label: str, create: Callable[[], Any], *, resources: ResourcesConfig, **options: Any) -> Replica:
-    """The default replica: a backend in this process (``resources`` only matter on Ray)."""
+def local_replica(
+    label: str, create: Callable[[], Any], *, resources: ResourcesConfig, restart: RestartConfig, **options: Any
+) -> Replica:
+    """The default replica: a backend in this process (``resources`` only matter on Ray; nothing to restart)."""
     return Replica(label, create, **options)
 
 
-def process_replica(label: str, create: Callable[[], Any], *, resources: ResourcesConfig, **options: Any) -> ProcessReplica:
-    """A replica in its own child process (``isolation: process``)."""
-    return ProcessReplica(label, create, **options)
+def process_replica(
+    label: str, create: Callable[[], Any], *, resources: ResourcesConfig, restart: RestartConfig, **options: Any
+) -> ProcessReplica:
+    """A replica in its own child process (``isolation: process``), restarted when that process dies."""
+    return ProcessReplica(label, create, restart=restart, **options)
 
 
 def _creators(

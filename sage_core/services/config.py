@@ -53,6 +53,25 @@ class ResourcesConfig(BaseModel):
     custom: dict[str, float] = Field(default_factory=dict)
 
 
+class RestartConfig(BaseModel):
+    """How a replica with ``isolation: process`` is restarted when its process dies (Ray restarts its own actors).
+
+    A dead replica is restarted after ``backoff_s``, doubling per death in a row up to ``max_backoff_s``;
+    after ``max_restarts`` restarts in a row without a call served, it stays failed and its calls go to the
+    fallback. ``max_restarts: 0`` never restarts.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_restarts: int = Field(3, ge=0)
+    backoff_s: float = Field(0.5, ge=0)
+    max_backoff_s: float = Field(10.0, ge=0)
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before restart number ``attempt`` (1 for the first) of a run of deaths."""
+        return min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s)
+
+
 class BackendChoice(BaseModel):
     """What a service and each of its fallbacks share: which backend, where, how many copies."""
 
@@ -103,6 +122,7 @@ class ServiceConfig(BackendChoice):
     * ``batch``: overrides ``@batchable`` sizes (``false`` turns batching off);
     * ``timeout_s``: how long one backend may take before the call moves on (``None``: no limit);
     * ``workers``: threads per replica for sync methods (concurrent calls served concurrently);
+    * ``restart``: how a dead ``isolation: process`` replica is restarted (:class:`RestartConfig`);
     * ``resources``: on Ray, what each replica actor reserves (``num_cpus``, ``num_gpus``, ``custom``).
 
     ``kind`` also matters for a factory: its ``write_methods`` are the calls mirrored to every
@@ -117,6 +137,7 @@ class ServiceConfig(BackendChoice):
     timeout_s: float | None = Field(300.0, gt=0)
     workers: int = Field(4, ge=1)
     max_queue_depth: int | None = Field(None, ge=1)
+    restart: RestartConfig = Field(default_factory=RestartConfig)
 
     @field_validator("batch", mode="before")
     @classmethod
@@ -319,6 +340,7 @@ __all__ = [
     "BatchConfig",
     "FallbackConfig",
     "ResourcesConfig",
+    "RestartConfig",
     "ServiceConfig",
     "accepted_options",
     "check_service",

@@ -4,9 +4,16 @@ The child (``python -m sage_core.services.process_host``, see there) runs the or
 :class:`~sage_core.services.replica.Replica` (the backend, its workers, event loop and batching
 queues) and talks to the :class:`ProcessReplica` stand-in of this process over a socket pair with
 :mod:`multiprocessing.connection` (pickled messages). Calls return Futures that a reader thread
-resolves; streams arrive item by item. When the child dies, its calls fail with an error naming
-the exit code and the replica serves no more (a fallback takes over). The creator and every
-argument and result must pickle: a module-level factory or class, or ``kind`` + ``backend``.
+resolves; streams arrive item by item. The creator and every argument and result must pickle: a
+module-level factory or class, or ``kind`` + ``backend``.
+
+When the child dies (killed, crashed, out of memory), the replica is restarted in a new child after
+a backoff, as :class:`~sage_core.services.config.RestartConfig` says; meanwhile it is not usable, so
+other replicas or the fallback serve. Each call the dead child had not answered is sent once more
+to the restarted child; a stream, or a call that was already sent again, fails with an error naming
+the replica and how its process died. A replica dying again after ``max_restarts`` restarts in a
+row (no call served in between) stays failed. The new child starts a new backend: state the old one
+held is lost.
 """
 
 from __future__ import annotations
@@ -15,14 +22,17 @@ import itertools
 import logging
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from typing import Any, Callable, Sequence
 
+from sage_core.services.config import RestartConfig
 from sage_core.services.errors import ServiceClosed
 from sage_core.services.remote import SignatureView
 from sage_core.services.replica import ReplicaState
@@ -37,21 +47,27 @@ STATS_TIMEOUT_S = 10.0
 class ProcessReplica(ReplicaState):
     """Stands in for a :class:`~sage_core.services.replica.Replica` that runs in a child process."""
 
-    def __init__(self, label: str, create: Callable[[], Any], **options: Any) -> None:
-        """``options`` are the child's :class:`~sage_core.services.replica.Replica` keywords (workers, batch, thread_name)."""
+    def __init__(
+        self, label: str, create: Callable[[], Any], *, restart: RestartConfig | None = None, **options: Any
+    ) -> None:
+        """``options``: the child's :class:`~sage_core.services.replica.Replica` keywords (workers, batch, thread_name)."""
         super().__init__(label)
         self._init = (label, create, options)
+        self._restart = restart or RestartConfig()
         self._thread_name = options.get("thread_name", "sage-service")
         self._conn: Connection | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
         self._send_lock = threading.Lock()
-        self._calls: dict[int, Future | tuple[StreamIterator, Future]] = {}
+        self._calls: dict[int, _Pending] = {}
         self._ids = itertools.count()
+        self._deaths: list[str] = []
+        self._deaths_in_row = 0
+        self._closing = threading.Event()
 
     @property
     def pid(self) -> int | None:
-        """The child process's id (``None`` before start)."""
+        """The current child process's id (``None`` before start)."""
         return None if self._process is None else self._process.pid
 
     # ------------------------------------------------------------------ lifecycle
@@ -66,7 +82,7 @@ class ProcessReplica(ReplicaState):
             return self._started
 
     def _launch(self) -> None:
-        assert self._started is not None
+        """Start a child process, hand it the creator, and read its answers on a new thread."""
         try:
             payload = pickle.dumps(self._init)
         except Exception as exc:
@@ -74,7 +90,7 @@ class ProcessReplica(ReplicaState):
                 f"{self.label}: isolation: process needs a backend creator that pickles (kind + backend, or a "
                 f"module-level factory or class, not a lambda or closure): {type(exc).__name__}: {exc}"
             )
-            self._fail_start(ValueError(msg))
+            self._fail(ValueError(msg))
             return
         ours, theirs = Pipe(duplex=True)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in sys.path if path))
@@ -82,22 +98,26 @@ class ProcessReplica(ReplicaState):
         try:
             process = subprocess.Popen(command, pass_fds=(theirs.fileno(),), env=env)  # noqa: S603
         except OSError as exc:
-            self._fail_start(RuntimeError(f"{self.label}: cannot start its process: {exc}"))
+            self._fail(RuntimeError(f"{self.label}: cannot start its process: {exc}"))
             return
         finally:
             theirs.close()
-        self._conn, self._process = ours, process
-        self._reader = threading.Thread(target=self._read, name=f"{self._thread_name}-reader", daemon=True)
-        self._reader.start()
         try:
-            self._send(("init", payload))
+            self._send(ours, ("init", payload))
         except OSError:
             pass  # the reader reports the dead child
-
-    def _fail_start(self, exc: BaseException) -> None:
-        assert self._started is not None
-        self.state, self.error = "failed", exc
-        self._started.set_exception(exc)
+        with self._lock:
+            closed = self.state == "closed"
+            if not closed:
+                self._conn, self._process = ours, process
+        if closed:  # closed while this child was starting
+            process.kill()
+            process.wait()
+            ours.close()
+            return
+        reader = threading.Thread(target=self._read, args=(ours, process), name=f"{self._thread_name}-reader", daemon=True)
+        self._reader = reader
+        reader.start()
 
     def close(self, timeout: float = 30.0) -> None:
         """Finish queued calls, close the backend and let the child exit (killed after ``timeout``)."""
@@ -105,91 +125,124 @@ class ProcessReplica(ReplicaState):
             if self.state == "closed":
                 return
             self.state = "closed"
-        process = self._process
-        if process is not None:
+            conn, process = self._conn, self._process
+            self._lock.notify_all()
+        self._closing.set()
+        if conn is not None and process is not None and process.poll() is None:
             try:
-                self._send(("close", timeout))
+                self._send(conn, ("close", timeout))
                 process.wait(timeout + 5.0)
-            except (OSError, subprocess.TimeoutExpired):
-                log.warning("%s: its process did not exit in time; killing it", self.label)
+            except OSError:
+                pass  # it died just now; its reader saw that
+            except subprocess.TimeoutExpired:
+                log.warning("%s: its process did not exit within %ss of close; killing it", self.label, timeout + 5.0)
                 process.kill()
                 process.wait()
+        if self._deaths:
+            log.warning("%s", self.history())
         if self._reader is not None:
             self._reader.join(5.0)
-        self._fail_calls(ServiceClosed(f"{self.label} is closed"))
+        self._fail(ServiceClosed(f"{self.label} is closed"))
+
+    def wait_ready(self, timeout: float | None = None, *, restarts: int = 0) -> bool:
+        """Block until the replica serves after at least ``restarts`` restarts; ``False`` if it stays down or time runs out."""
+
+        def serving() -> bool:
+            return self.state == "ready" and self.restarts >= restarts
+
+        with self._lock:
+            self._lock.wait_for(lambda: serving() or self.state in ("failed", "unavailable", "closed"), timeout)
+            return serving()
+
+    def history(self) -> str:
+        """What happened to this replica's processes, in words (for logs and the close warning)."""
+        causes = list(dict.fromkeys(self._deaths))
+        text = (
+            f"{self.title}: its process died {_times(len(self._deaths))}, with {' or '.join(causes)}, "
+            f"and was restarted {_times(self.restarts)}"
+        )
+        return text + ("; the last time, it was not restarted" if len(self._deaths) > self.restarts else "")
 
     # ------------------------------------------------------------------ calls
 
     def submit(self, method: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Future:
         """One call in the child (batched there when the method is batchable)."""
         future: Future = Future()
-        if self.state != "ready" or method not in self.methods:
+        message = ("call", next(self._ids), method, tuple(args), kwargs)
+        conn = self._register(message, future, method in self.methods)
+        if conn is None:
             future.set_exception(self._refusal(method))
             return future
-        call_id = next(self._ids)
-        with self._lock:
-            self.in_flight += 1
-            self._calls[call_id] = future
         future.add_done_callback(self._finished)
-        self._post(call_id, ("call", call_id, method, tuple(args), kwargs))
+        self._post(message, conn)
         return future
 
     def open_stream(self, method: str, args: Sequence[Any], kwargs: dict[str, Any], timeout: float | None) -> StreamIterator:
         """A streaming call in the child; ``timeout`` applies per item, here."""
-        if self.state != "ready" or self.methods.get(method) not in ("stream", "async_stream"):
-            raise self._refusal(method)
-        call_id = next(self._ids)
+        message = ("stream", next(self._ids), method, tuple(args), kwargs)
         stream, task = StreamIterator(timeout), Future()
+        conn = self._register(message, (stream, task), self.methods.get(method) in ("stream", "async_stream"))
+        if conn is None:
+            raise self._refusal(method)
         stream._task = task  # closing the iterator cancels the task, which cancels the stream there
-        with self._lock:
-            self.in_flight += 1
-            self._calls[call_id] = (stream, task)
         task.add_done_callback(self._finished)
-        task.add_done_callback(lambda done: self._cancel(call_id) if done.cancelled() else None)
-        self._post(call_id, ("stream", call_id, method, tuple(args), kwargs))
+        task.add_done_callback(lambda done: self._cancel(message[1]) if done.cancelled() else None)
+        self._post(message, conn)
         return stream
 
     def batch_stats(self) -> dict[str, dict[str, float]]:
         """Batching figures per batchable method, asked of the child (empty when it cannot answer)."""
-        if self.state != "ready":
-            return {}
-        call_id = next(self._ids)
         future: Future = Future()
-        with self._lock:
-            self._calls[call_id] = future
-        self._post(call_id, ("stats", call_id))
+        message = ("stats", next(self._ids))
+        conn = self._register(message, future, True, counted=False)
+        if conn is None:
+            return {}
+        self._post(message, conn)
         try:
             return future.result(STATS_TIMEOUT_S)
         except Exception:
             return {}
 
+    def _register(
+        self, message: tuple[Any, ...], target: Future | tuple[StreamIterator, Future], known: bool, counted: bool = True
+    ) -> Connection | None:
+        """Record a call to send on the current child's connection; ``None`` when the replica cannot take it."""
+        with self._lock:
+            if self.state != "ready" or not known or self._conn is None:
+                return None
+            if counted:
+                self.in_flight += 1
+            self._calls[message[1]] = _Pending(target, message if message[0] == "call" else None)
+            return self._conn
+
     # ------------------------------------------------------------------ the pipe
 
-    def _send(self, message: tuple[Any, ...]) -> None:
-        if self._conn is None:
-            raise OSError(f"{self.label}: its process is not running")
+    def _send(self, conn: Connection, message: tuple[Any, ...]) -> None:
         with self._send_lock:
-            self._conn.send(message)
+            conn.send(message)
 
-    def _post(self, call_id: int, message: tuple[Any, ...]) -> None:
-        """Send a call; if its arguments do not pickle or the child is gone, fail that call alone."""
+    def _post(self, message: tuple[Any, ...], conn: Connection) -> None:
+        """Send a call; if its arguments do not pickle, fail that call alone (a dead child is the reader's to handle)."""
         try:
-            self._send(message)
+            self._send(conn, message)
+        except OSError:
+            pass  # the child died: its reader sends the call again to the next child, or fails it
         except Exception as exc:
-            what = "its process is gone" if isinstance(exc, OSError) else "the arguments cannot be sent to its process"
-            self._settle(call_id, False, RuntimeError(f"{self.label}: {what}: {type(exc).__name__}: {exc}"))
+            what = f"{self.label}: the arguments cannot be sent to its process"
+            self._settle(message[1], False, RuntimeError(f"{what}: {type(exc).__name__}: {exc}"))
 
     def _cancel(self, call_id: int) -> None:
+        conn = self._conn
         try:
-            self._send(("cancel", call_id))
+            if conn is not None:
+                self._send(conn, ("cancel", call_id))
         except Exception:  # the child is gone or closing: nothing left to cancel
             pass
 
-    def _read(self) -> None:
-        assert self._conn is not None
+    def _read(self, conn: Connection, process: subprocess.Popen[bytes]) -> None:
         while True:
             try:
-                message = self._conn.recv()
+                message = conn.recv()
             except (EOFError, OSError):
                 break
             kind = message[0]
@@ -197,56 +250,107 @@ class ProcessReplica(ReplicaState):
                 self._settle(*message[1:])
             elif kind == "item":
                 entry = self._calls.get(message[1])
-                if isinstance(entry, tuple):
-                    entry[0].put(message[2])
+                if entry is not None and isinstance(entry.target, tuple):
+                    entry.target[0].put(message[2])
             elif kind == "started":
                 self._on_started(*message[1:])
             elif kind == "closed":
                 break
-        self._on_exit()
+        self._on_exit(conn, process)
 
-    def _on_started(self, state: str, error: BaseException | None, methods: dict[str, str], signatures: dict[str, Any]) -> None:
+    def _on_started(
+        self, state: str, error: BaseException | None, methods: dict[str, str], signatures: dict[str, Any]
+    ) -> None:
         assert self._started is not None
-        self.methods, self.backend = methods, SignatureView(signatures)
+        first = not self._started.done()
         with self._lock:
-            if self.state == "starting":
-                self.state, self.error = state, error
-        if state == "failed" and error is not None:
-            self._started.set_exception(error)
-        else:
-            self._started.set_result(None)
+            if self.state == "closed":
+                return
+            self.methods, self.backend = methods, SignatureView(signatures)
+            self.state, self.error = state, error
+            self._lock.notify_all()
+            replays = [entry for entry in self._calls.values() if entry.replayable] if state == "ready" else []
+            for entry in replays:
+                entry.retried = True
+        if first:
+            self._end_start(error if state == "failed" else None)
+        for entry in replays:
+            self._post(entry.message, self._conn)  # type: ignore[arg-type]
+        if state != "ready" and not first:
+            self._fail(RuntimeError(f"{self.title}: its restarted backend is {state}: {error}"))
 
     def _settle(self, call_id: int, ok: bool, value: Any) -> None:
         """End call ``call_id``: a result, a stream's end (``value`` ``None``), or an exception."""
         with self._lock:
             entry = self._calls.pop(call_id, None)
+            if ok:
+                self._deaths_in_row = 0  # it serves again: a later death starts a new run of restarts
         if entry is None:
             return
-        if isinstance(entry, tuple):
-            stream, task = entry
+        target = entry.target
+        if isinstance(target, tuple):
+            stream, target = target
             if ok:
                 stream.end()
             else:
                 stream.fail(value)
-            entry, value = task, None
-        if entry.done():
+            value = None
+        if target.done():
             return
         if ok:
-            entry.set_result(value)
+            target.set_result(value)
         else:
-            entry.set_exception(value)
+            target.set_exception(value)
 
-    def _on_exit(self) -> None:
-        code = None if self._process is None else self._process.wait()
-        exc = RuntimeError(f"{self.label}: its process exited (code {code})")
+    def _on_exit(self, conn: Connection, process: subprocess.Popen[bytes]) -> None:
+        """The child is gone: after close, fail what is left; otherwise restart it, or give up."""
+        cause = exit_cause(process.wait())
+        conn.close()
+        died = f"{self.title}: its process died with {cause}"
+        limit = self._restart.max_restarts
+        with self._lock:
+            if self.state == "closed":
+                return  # close() ends what is left
+            self._deaths.append(cause)
+            self._deaths_in_row += 1
+            attempt = self._deaths_in_row
+            restart = attempt <= limit
+            lost = {i: entry for i, entry in self._calls.items() if not (restart and entry.replayable)}
+            if restart:
+                self.state, self.error = "restarting", RuntimeError(f"{died}; restarting it ({attempt} of {limit})")
+        for call_id, entry in lost.items():
+            self._settle(call_id, False, RuntimeError(f"{died} {entry.unanswered()}"))
+        if not restart:
+            why = f"not restarted: it died {_times(attempt)} in a row (restart.max_restarts is {limit})"
+            self._fail(RuntimeError(f"{died}; {why}"))
+            return
+        delay = self._restart.delay(attempt)
+        log.warning("%s; restarting it in %.2fs (%d of %d)", died, delay, attempt, limit)
+        if self._closing.wait(delay):
+            return
+        with self._lock:
+            self.restarts += 1
+        self._launch()
+
+    def _fail(self, exc: BaseException) -> None:
+        """The replica cannot serve: fail its start (if pending) and every call it holds."""
         with self._lock:
             if self.state != "closed":
                 self.state, self.error = "failed", exc
-        if self._started is not None and not self._started.done():
-            self._started.set_exception(exc)
+            self._lock.notify_all()
+        self._end_start(exc)
         self._fail_calls(exc)
-        if self._conn is not None:
-            self._conn.close()
+
+    def _end_start(self, exc: BaseException | None) -> None:
+        """Settle the Future :meth:`start` returned, unless never started or already settled."""
+        started = self._started
+        try:
+            if started is not None and exc is None:
+                started.set_result(None)
+            elif started is not None:
+                started.set_exception(exc)
+        except InvalidStateError:
+            pass
 
     def _fail_calls(self, exc: BaseException) -> None:
         with self._lock:
@@ -255,4 +359,38 @@ class ProcessReplica(ReplicaState):
             self._settle(call_id, False, exc)
 
 
-__all__ = ["ProcessReplica"]
+@dataclass
+class _Pending:
+    """A call the child has not answered: where its outcome goes, and the message to send again on a restart."""
+
+    target: Future | tuple[StreamIterator, Future]
+    message: tuple[Any, ...] | None  # None: never sent again (streams, figures)
+    retried: bool = False
+
+    @property
+    def replayable(self) -> bool:
+        """Whether a restarted child should get this call: a plain call not sent again already."""
+        return self.message is not None and not self.retried
+
+    def unanswered(self) -> str:
+        """Why this call is not sent again, for its error."""
+        if self.retried:
+            return "before answering this call, which was already sent again to a restarted process"
+        return "before answering this call" + (" (a stream is not sent again)" if isinstance(self.target, tuple) else "")
+
+
+def exit_cause(code: int) -> str:
+    """How a process ended, from its return code: ``signal 9 (SIGKILL)`` or ``exit code 3``."""
+    if code < 0:
+        try:
+            return f"signal {-code} ({signal.Signals(-code).name})"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+def _times(count: int) -> str:
+    return f"{count} time" + ("" if count == 1 else "s")
+
+
+__all__ = ["ProcessReplica", "exit_cause"]

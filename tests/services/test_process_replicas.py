@@ -72,9 +72,9 @@ def test_a_creator_that_does_not_pickle_fails_the_start_with_the_reason() -> Non
     assert replica.state == "failed"
 
 
-def test_a_crashed_replica_fails_its_call_and_the_fallback_serves(manager: ServiceManager) -> None:
-    manager.register("where", Where, isolation="process", fallback=[Fallback])
-    with pytest.raises(ServiceError, match=r"exited \(code 3\)"):
+def test_a_crashed_replica_not_restarted_fails_its_call_and_the_fallback_serves(manager: ServiceManager) -> None:
+    manager.register("where", Where, isolation="process", fallback=[Fallback], restart={"max_restarts": 0})
+    with pytest.raises(ServiceError, match=r"its process died with exit code 3 before answering this call"):
         manager.sync["where"].crash(code=3)
     assert manager.sync["where"].pid() == os.getpid()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import AsyncIterator
 
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -88,7 +89,7 @@ async def _whole(events: ReplyEvents, started: Started, client: "asyncio.Task[No
 
 
 async def _chunks(events: ReplyEvents, started: Started, body: ChatCompletionRequest, chat: ChatRequest) -> AsyncIterator[str]:
-    created = int(events.started)
+    created = int(time.time())
 
     def chunk(delta: Delta | None, finish_reason: str | None = None, **extra: object) -> str:
         choices = [ChunkChoice(delta=delta, finish_reason=finish_reason)] if delta is not None else []

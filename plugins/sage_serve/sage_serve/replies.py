@@ -4,7 +4,6 @@ an eye on the client (a client that goes away cancels the request)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from starlette.requests import Request
@@ -25,7 +24,6 @@ class ReplyEvents:
         self._loop = asyncio.get_running_loop()
         self._deadline = self._loop.time() + timeout_s
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
-        self.started = time.perf_counter()
         reply.listen(self._put)
 
     async def next(self, client: "asyncio.Task[Any] | None" = None) -> Event:

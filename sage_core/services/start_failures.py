@@ -10,7 +10,7 @@ it is logged as an error naming the options' key path, while the fallback (if an
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 
 from sage_core.plugins.manager import ConfigError
@@ -43,6 +43,7 @@ class StartFailure:
 
 def collect_start_failures(service: str, chain: list[BackendGroup], futures: list[Future]) -> list[StartFailure]:
     """Wait for ``futures`` (one per replica, in chain order) and log each replica that did not start."""
+    wait(futures)  # every replica settled, so that what serves instead is known
     failures = []
     replicas = [(position, group, replica) for position, group in enumerate(chain) for replica in group.replicas]
     for (position, group, replica), future in zip(replicas, futures):
@@ -62,7 +63,8 @@ def no_backend_error(service: str, failures: list[StartFailure]) -> ServiceError
     """The error of a service none of whose backends started: every backend tried and why, the first cause chained."""
     tried = "; ".join(f"{f.backend} ({f.replica}): {f.reason}" for f in failures) or "none reported an error"
     cause = failures[0].error if failures else None
-    error = ServiceError(f"service {service!r}: no backend available; tried {tried}", service=service, cause=cause)
+    msg = f"service {service!r} failed to start: no backend available; tried {tried}"
+    error = ServiceError(msg, service=service, cause=cause)
     error.__cause__ = cause
     return error
 

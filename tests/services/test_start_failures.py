@@ -91,7 +91,7 @@ def test_when_no_backend_starts_the_error_names_each_backend_and_why(manager: Se
     with pytest.raises(ServiceError) as info:
         manager.start()
     assert str(info.value) == (
-        "service 'svc': no backend available; tried "
+        "service 'svc' failed to start: no backend available; tried "
         "NoCuda (svc/NoCuda/s0r0): RuntimeError: CUDA error: no CUDA-capable device is detected; "
         "MissingPackage (svc/MissingPackage/s0r0): ModuleNotFoundError: No module named 'faiss'; "
         "OutOfMemory (svc/OutOfMemory/s0r0): MemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"

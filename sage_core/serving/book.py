@@ -52,7 +52,7 @@ class RequestBook:
             if self._refusal is not None:
                 raise self._refusal
             if len(self._replies) >= self.max_pending or len(self._queue) >= self.max_pending:
-                msg = f"model {self.name!r} has {self.max_pending} requests pending (max_pending); retry later"
+                msg = f"model {self.name!r} is full: max_pending={self.max_pending} requests already wait for answers; retry later"
                 raise ServingError("overloaded", msg)
             if request_id in self._replies:
                 msg = f"request id {request_id!r} is already pending"

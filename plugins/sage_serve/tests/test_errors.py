@@ -1,0 +1,107 @@
+"""Every error status, in the OpenAI error body, with the official client and httpx."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from sage_serve.testing import user
+
+
+def error_of(response: httpx.Response) -> dict[str, str]:
+    body = response.json()
+    assert set(body) == {"error"} and {"message", "type", "code"} <= set(body["error"]), body
+    return body["error"]
+
+
+@pytest.mark.timeout(60)
+def test_a_body_that_is_not_json_gets_400(http: httpx.Client) -> None:
+    response = http.post("/v1/chat/completions", content=b'{"model": "echo",', headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "invalid_json"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": "echo"}, "messages"),
+        ({"model": "echo", "messages": []}, "messages"),
+        ({"model": "echo", "messages": [{"role": "wizard", "content": "x"}]}, "messages.0.role"),
+        ({"model": "echo", "messages": user("x"), "temperature": 9}, "temperature"),
+        ({"model": "echo", "messages": user("x"), "n": 2}, "n"),
+        ({"model": "embedder", "input": []}, "input"),
+    ],
+)
+def test_a_schema_error_gets_400_naming_the_field(http: httpx.Client, body: dict, param: str) -> None:
+    route = "/v1/embeddings" if "input" in body else "/v1/chat/completions"
+    response = http.post(route, json=body)
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["param"] == param and param in error["message"], error
+
+
+@pytest.mark.timeout(60)
+def test_an_unknown_model_gets_404_listing_the_served_ones(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(model="gpt-9", messages=user("hello"))
+    assert caught.value.code == "model_not_found"
+    assert "echo" in caught.value.message
+    with pytest.raises(openai.NotFoundError):
+        client.embeddings.create(model="echo", input="a pipeline is not an embedding service")
+
+
+@pytest.mark.timeout(60)
+def test_an_unknown_route_gets_404_in_the_openai_format(http: httpx.Client) -> None:
+    response = http.get("/v1/nothing-here")
+    assert response.status_code == 404
+    assert "/v1/nothing-here" in error_of(response)["message"]
+
+
+@pytest.mark.timeout(60)
+def test_a_failing_function_answers_500_naming_the_operator(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.InternalServerError) as caught:
+        client.chat.completions.create(model="echo", messages=user("fail: please"))
+    assert "echo-respond" in caught.value.message and "ValueError" in caught.value.message
+    assert client.chat.completions.create(model="echo", messages=user("still fine")).choices[0].message.content == "still fine"
+
+
+@pytest.mark.timeout(60)
+def test_a_record_dropped_by_a_filter_times_out_with_504(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model="echo-quick", messages=user("drop: me"))
+    assert caught.value.status_code == 504 and caught.value.code == "timeout"
+
+
+@pytest.mark.timeout(60)
+def test_an_answer_slower_than_the_request_timeout_gets_504(client: openai.OpenAI) -> None:
+    slow = "slow: " + " ".join(["word"] * 100)  # 5 s of words, the endpoint allows 1 s
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model="echo-quick", messages=user(slow))
+    assert caught.value.status_code == 504
+
+
+@pytest.mark.timeout(60)
+def test_a_stream_cut_by_the_request_timeout_ends_with_an_error_event(client: openai.OpenAI) -> None:
+    slow = "slow: " + " ".join(["word"] * 100)
+    stream = client.chat.completions.create(model="echo-quick", messages=user(slow), stream=True)
+    with pytest.raises(openai.APIError) as caught:
+        for _ in stream:
+            pass
+    assert "request timeout" in caught.value.message
+
+
+@pytest.mark.timeout(60)
+def test_more_requests_than_max_pending_get_429(server, client: openai.OpenAI) -> None:  # type: ignore[no-untyped-def]
+    slow = "slow: " + " ".join(["word"] * 400)
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        with http.stream("POST", "/v1/chat/completions", json={"model": "echo-one", "messages": user(slow), "stream": True}) as held:
+            assert held.status_code == 200
+            lines = held.iter_lines()
+            assert next(lines).startswith("data: ")  # the one pending request of echo-one is in flight
+            with pytest.raises(openai.RateLimitError) as caught:
+                client.chat.completions.create(model="echo-one", messages=user("one more"))
+            assert caught.value.code == "overloaded"
+    # closing the held stream cancels it: the slot is free again
+    assert client.chat.completions.create(model="echo-one", messages=user("my turn")).choices[0].message.content == "my turn"

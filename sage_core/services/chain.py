@@ -9,8 +9,8 @@ Creators are plain partial functions, so they pickle (by reference) whenever the
 replica with ``isolation: process`` runs its creator in a child process.
 
 ``make_replica`` lets a runtime host replicas elsewhere (the Ray runtime makes each one an actor):
-it is called as ``make_replica(label, create, workers=, batch=, thread_name=, resources=, restart=)``
-and returns an object with :class:`Replica`'s interface.
+it is called as ``make_replica(label, create, workers=, batch=, thread_name=, resources=)`` and
+returns an object with :class:`Replica`'s interface.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ import inspect
 from typing import Any, Callable
 
 from sage_core.plugins.manager import PluginManager
-from sage_core.services.config import ResourcesConfig, RestartConfig, ServiceConfig, accepted_options
+from sage_core.services.config import ResourcesConfig, ServiceConfig, accepted_options
 from sage_core.services.devices import resolve_device
 from sage_core.services.process_replica import ProcessReplica
 from sage_core.services.replica import Replica
 from sage_core.services.routing import BackendGroup, ReplicaSet
 
 ReplicaFactory = Callable[..., Replica]
-"""``make_replica(label, create, *, workers, batch, thread_name, resources, restart)`` -> a replica."""
+"""``make_replica(label, create, *, workers, batch, thread_name, resources)`` -> a replica."""
 
 
 def build_chain(
@@ -44,7 +44,9 @@ def build_chain(
         entries.append((entry.backend, entry.factory, options, entry.device, entry.replicas, 1, entry))
     chain, labels = [], set()
     for position, (backend, factory, options, device, replicas, shards, choice) in enumerate(entries):
-        make = make_replica or (process_replica if choice.isolation == "process" else local_replica)
+        make = make_replica or (
+            functools.partial(process_replica, restart=config.restart) if choice.isolation == "process" else local_replica
+        )
         label = backend or _factory_label(factory, position)
         if label in labels:
             label = f"{label}#{position}"
@@ -60,7 +62,6 @@ def build_chain(
                     batch=config.batch,
                     thread_name=f"sage-{job_name}-{name}-{label}-s{shard}r{index}",
                     resources=choice.resources,
-                    restart=config.restart,
                 )
                 for index in range(replicas)
             ]
@@ -69,10 +70,8 @@ def build_chain(
     return chain
 
 
-def local_replica(
-    label: str, create: Callable[[], Any], *, resources: ResourcesConfig, restart: RestartConfig, **options: Any
-) -> Replica:
-    """The default replica: a backend in this process (``resources`` only matter on Ray; nothing to restart)."""
+def local_replica(label: str, create: Callable[[], Any], *, resources: ResourcesConfig, **options: Any) -> Replica:
+    """The default replica: a backend in this process (``resources`` only matter on Ray)."""
     return Replica(label, create, **options)
 
 

@@ -38,7 +38,7 @@ def main() -> None:
     for word, count in CountWords.totals.most_common(5):
         print(f"{word:>8} {count}")
     ops = job.summary()["operators"]
-    print(f"{sum(CountWords.totals.values())} words from {ops['source_1']['out']} lines, status {job.status}")
+    print(f"{sum(CountWords.totals.values())} words from {ops['source']['out']} lines, status {job.status}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import runpy
+import signal
 import sys
 from contextlib import contextmanager
 from typing import Iterator
@@ -49,9 +50,22 @@ def cli() -> None:
 @cli.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 def run(path: str) -> None:
-    """Run a pipeline file (a Python script that builds and submits a pipeline)."""
+    """Run a pipeline file (a Python script that builds and submits a pipeline).
+
+    Ctrl-C stops the running job (drain for a few seconds, then cancel; a second Ctrl-C cancels at
+    once) and exits with status 130; SIGTERM does the same and exits with 143. No traceback.
+    """
+    from sage_core.api.environment import interrupt_all_environments
+    from sage_core.runtime.signals import Terminated, terminate_as_interrupt
+
     sys.argv = [path]
-    runpy.run_path(path, run_name="__main__")
+    try:
+        with terminate_as_interrupt():
+            runpy.run_path(path, run_name="__main__")
+    except KeyboardInterrupt as interrupt:
+        interrupt_all_environments()
+        signum = Terminated.signum if isinstance(interrupt, Terminated) else signal.SIGINT
+        sys.exit(128 + signum)
 
 
 @cli.command()

@@ -204,7 +204,7 @@ def light_run() -> dict[str, Any]:
 
 def test_pipeline_answers_every_question_with_sources_and_stores_each_exchange(light_run: dict[str, Any]) -> None:
     questions, exchanges, memories = light_run["questions"], light_run["exchanges"], light_run["memories"]
-    assert light_run["status"] == "completed"
+    assert light_run["status"] == "finished"
     assert sorted(e.question.id for e in exchanges) == [q.id for q in questions]
     for exchange in exchanges:
         assert len(exchange.hits) == 5

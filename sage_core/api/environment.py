@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -18,6 +19,9 @@ from sage_core.runtime.records import DeadLetter
 from sage_core.services.manager import ServiceManager
 
 log = logging.getLogger("sage")
+
+_OPEN: "weakref.WeakSet[BaseEnvironment]" = weakref.WeakSet()
+"""Environments not closed yet (``sage run`` closes them after Ctrl-C)."""
 
 CLOSE_JOIN_S = 10.0
 """How long ``close()`` waits for a cancelled task still inside a user's function before closing services."""
@@ -39,6 +43,7 @@ class BaseEnvironment:
             self.services.register_config({k: v.model_dump() for k, v in self.config.services.items()})
         self.jobs: list[JobHandle] = []
         self._dead_letter_sink: Callable[[DeadLetter], None] | None = None
+        _OPEN.add(self)
 
     # ------------------------------------------------------------------ sources
 
@@ -121,6 +126,7 @@ class BaseEnvironment:
         the rest is cancelled and counted) and their tasks joined before any service closes, so no
         task calls a closed service.
         """
+        _OPEN.discard(self)
         for job in self.jobs:
             job.stop()
         for job in self.jobs:
@@ -163,6 +169,15 @@ class LocalEnvironment(BaseEnvironment):
 
         job = self.config.job
         return LocalRuntime(graph, errors, self._context, queue_size=job.queue_size, batch_size=job.batch_size)
+
+
+def interrupt_all_environments() -> None:
+    """After Ctrl-C outside ``job.wait()`` (in ``sage run``): interrupt every running job, close every environment."""
+    for env in list(_OPEN):
+        for job in env.jobs:
+            if job.running:
+                job.interrupt()
+        env.close()
 
 
 def _call_hook(hook: Any, **kwargs: Any) -> None:

@@ -2,10 +2,16 @@
 
 Hash partitioning uses :func:`stable_hash`, never Python's per-process salted ``hash()``, so a key
 routes to the same instance in every process and every run (local threads and Ray actors alike).
+
+Key identity: keys equal under ``==`` reach the same instance. ``keyby`` turns numpy scalars into
+Python scalars (:func:`canonical_keys`), and :func:`stable_hash` hashes a number by its value, so
+``3``, ``3.0``, ``True == 1``, ``numpy.int64(3)`` and ``Fraction(3)`` share an instance (and keyed
+state) while ``"3"`` does not.
 """
 
 from __future__ import annotations
 
+import numbers
 import zlib
 from typing import Any, Callable, Sequence
 
@@ -18,13 +24,44 @@ def stable_hash(key: Any) -> int:
         return zlib.crc32(key.encode("utf-8", "surrogatepass"))
     if isinstance(key, bytes):
         return zlib.crc32(key)
-    if isinstance(key, bool) or key is None:
-        return zlib.crc32(repr(key).encode())
-    if isinstance(key, int):
-        return zlib.crc32(str(key).encode())
+    if key is None:
+        return zlib.crc32(b"None")
+    if isinstance(key, numbers.Number):
+        return zlib.crc32(_number_text(key).encode())
     if isinstance(key, tuple):
         return zlib.crc32(b"\x1f".join(str(stable_hash(part)).encode() for part in key))
     return zlib.crc32(repr(key).encode())
+
+
+def _number_text(key: numbers.Number) -> str:
+    """Equal numbers, equal text: integral values as ints, other reals by ``repr(float)``."""
+    if isinstance(key, numbers.Integral):
+        return str(int(key))
+    if isinstance(key, numbers.Real):
+        value = float(key)
+        return str(int(value)) if value.is_integer() else repr(value)
+    return repr(complex(key))  # type: ignore[arg-type]
+
+
+_PLAIN_KEYS = frozenset({str, int, bytes, type(None)})
+
+
+def canonical_keys(keys: list) -> list:
+    """``keys`` with numpy scalars (and tuples holding them) turned into Python scalars; the same list when plain."""
+    if _PLAIN_KEYS.issuperset(map(type, keys)):
+        return keys
+    return [_canonical(key) for key in keys]
+
+
+def _canonical(key: Any) -> Any:
+    if type(key) in _PLAIN_KEYS:
+        return key
+    if isinstance(key, tuple):
+        return tuple(_canonical(part) for part in key)
+    item = getattr(key, "item", None)  # numpy (and other array libraries') scalars
+    if item is not None and type(key).__module__.startswith("numpy") and getattr(key, "shape", None) == ():
+        return item()
+    return key
 
 
 KEY_CACHE_SIZE = 65_536

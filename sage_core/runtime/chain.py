@@ -43,7 +43,7 @@ class BoundChain:
         self.permit = Permit()
         self.close_errors: list[Exception] = []
         """What ``close()`` raised, per function, at the end of :meth:`run_task`."""
-        self._dropped = 0
+        self._dropped: dict[str, int] = {}
         self._dropped_lock = threading.Lock()
         for op_id in chain.operators:
             spec = graph.operator(op_id)
@@ -98,10 +98,16 @@ class BoundChain:
         for runner in self.runners:
             runner.cancel()
 
-    def dropped(self, count: int) -> None:
-        """Count ``count`` records that reached this task's inbox and were dropped by a cancel (any thread)."""
+    @property
+    def head(self) -> str:
+        """The id of the operator that receives this task's inbox."""
+        return self.runners[0].spec.id
+
+    def dropped(self, count: int, operator: str) -> None:
+        """Count ``count`` records bound for ``operator`` (this task's head, or a receiver's) that a
+        cancel dropped before it processed them: they count there as in and cancelled. Any thread."""
         with self._dropped_lock:
-            self._dropped += count
+            self._dropped[operator] = self._dropped.get(operator, 0) + count
 
     def process(self, batch: list, slot: int = 0, start: int = 0) -> list:
         """Push a batch through the runners from index ``start``; returns the chain's output."""
@@ -186,11 +192,13 @@ class BoundChain:
         figures = {runner.spec.id: runner.stats for runner in self.runners}
         if self.source is not None:
             figures[self.source.op_id] = self.source.stats
-        if self._dropped:
-            head = copy.copy(self.runners[0].stats)
-            head.records_in += self._dropped
-            head.cancelled += self._dropped
-            figures[self.runners[0].spec.id] = head
+        with self._dropped_lock:
+            dropped = list(self._dropped.items())
+        for op_id, count in dropped:
+            stats = copy.copy(figures[op_id]) if op_id in figures else OperatorStats()
+            stats.records_in += count
+            stats.cancelled += count
+            figures[op_id] = stats
         return figures
 
     def set_wake(self, wake: Callable[[], None]) -> None:

@@ -51,6 +51,16 @@ class CloseFailed(ExceptionGroup):
         return (type(self), (list(self.exceptions),))
 
 
+def job_error(first: BaseException | None, close_errors: list[Exception]) -> BaseException | None:
+    """What a job raises: its first error (close errors added as notes), else :class:`CloseFailed`, else None."""
+    if first is None:
+        return CloseFailed(close_errors) if close_errors else None
+    for error in close_errors:
+        if str(error) not in getattr(first, "__notes__", ()):
+            first.add_note(str(error))
+    return first
+
+
 def lifecycle_error(cls: type[Exception], label: str, method: str, cause: BaseException) -> Exception:
     """``cls`` naming the operator ``label`` whose ``method`` (open or close) raised ``cause``, chained to it."""
     error = cls(f"{label}: {method}() raised {type(cause).__name__}: {cause}")

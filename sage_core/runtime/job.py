@@ -108,7 +108,7 @@ class JobHandle:
             with terminate_as_interrupt():
                 done = self.runtime.join(timeout)
         except KeyboardInterrupt:
-            self._interrupted()
+            self.interrupt()
             raise
         if done:
             self._finish()
@@ -145,8 +145,8 @@ class JobHandle:
                 )
         return self.status
 
-    def _interrupted(self) -> None:
-        """The first Ctrl-C: stop with the short deadline; a second one while it drains: cancel now."""
+    def interrupt(self) -> None:
+        """What Ctrl-C does: say so on one line, stop with the short deadline; a second Ctrl-C cancels now."""
         print(
             f"sage: interrupted: stopping job {self.name!r}, draining for up to {STOP_TIMEOUT_S:g} s "
             "then cancelling (Ctrl-C again cancels now)",

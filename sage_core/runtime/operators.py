@@ -13,6 +13,7 @@ from itertools import chain, compress
 from typing import Any, Callable
 
 from sage_core.compiler.logical import OperatorSpec, OpKind
+from sage_core.compiler.partitioners import canonical_keys
 from sage_core.runtime.async_calls import AsyncCalls, is_pending
 from sage_core.runtime.errors import ErrorPolicy
 from sage_core.runtime.permit import Permit
@@ -196,7 +197,7 @@ class KeyByRunner(OperatorRunner):
 
     def process(self, batch: list, slot: int = 0) -> list:
         keys, failed = self.call_each(batch, self.call)
-        pairs = list(zip(keys, batch))
+        pairs = list(zip(canonical_keys(keys), batch))
         return self.passed([p for p in pairs if p[0] is not FAILED] if failed else pairs)
 
 

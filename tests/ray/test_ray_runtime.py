@@ -64,14 +64,14 @@ def remote(ray_cluster: Any) -> Any:
 
 def test_tasks_and_replicas_run_on_the_nodes_their_resources_name(remote, node_ids, written) -> None:
     make_sink, read = written
-    env = remote("placed", task_resources={"work": {"custom": {"node_b": 1}}, "sink": {"custom": {"node_a": 1}}})
+    env = remote("placed", task_resources={"work": {"custom": {"node_b": 1}}, "json_lines": {"custom": {"node_a": 1}}})
     env.register_service("ids", Ids, replicas=2, resources={"num_cpus": 0.5, "custom": {"node_b": 1}})
     env.register_service("other", Ids, resources={"custom": {"node_a": 1}})
     env.from_batch(list(range(50))).map(lambda x: x, parallelism=2, name="work").sink(make_sink())
     job = env.submit()
     tasks = {task: where["node_id"] for task, where in job.runtime.placement().items()}
-    assert tasks["work_2#0"] == tasks["work_2#1"] == node_ids["node_b"]
-    assert tasks["sink_3#0"] == node_ids["node_a"]
+    assert tasks["work#0"] == tasks["work#1"] == node_ids["node_b"]
+    assert tasks["json_lines#0"] == node_ids["node_a"]
     assert set(env.services.service("ids").placement().values()) == {node_ids["node_b"]}
     assert set(env.services.service("other").placement().values()) == {node_ids["node_a"]}
     assert sorted(read()) == list(range(50))
@@ -84,8 +84,8 @@ def test_a_killed_map_task_is_restarted_and_every_record_arrives_at_least_once(r
     job = env.submit(autostop=False)
     ids = env.services.sync["ids"]
     wait_until(lambda: ids.count() >= 300)
-    ray.kill(job.runtime.actors["slow_2#0"], no_restart=False)
-    assert job.wait(timeout=300) == "completed"
+    ray.kill(job.runtime.actors["slow#0"], no_restart=False)
+    assert job.wait(timeout=300) == "finished"
     seen = ids.all()
     assert set(seen) == set(range(3000))
     assert job.runtime.error() is None
@@ -99,10 +99,10 @@ def test_a_killed_source_task_restarts_from_its_large_input(remote) -> None:
     job = env.submit(autostop=False)
     ids = env.services.sync["ids"]
     wait_until(lambda: ids.count() >= 300)
-    ray.kill(job.runtime.actors["source_1+slow_2#0"], no_restart=False)
-    assert job.wait(timeout=300) == "completed"
+    ray.kill(job.runtime.actors["source+slow#0"], no_restart=False)
+    assert job.wait(timeout=300) == "finished"
     assert set(ids.all()) == set(range(3000))
-    assert job.runtime.placement()["source_1+slow_2#0"]["restarted"]
+    assert job.runtime.placement()["source+slow#0"]["restarted"]
 
 
 class Echo:
@@ -125,7 +125,7 @@ def test_a_killed_service_replica_is_restarted_and_calls_keep_answering(remote, 
     wait_until(lambda: len(read()) >= 200)
     (host,) = env.services.service("echo").replica_actors().values()
     ray.kill(host, no_restart=False)
-    assert job.wait(timeout=300) == "completed"
+    assert job.wait(timeout=300) == "finished"
     assert sorted(read()) == list(range(1500))
     assert job.summary()["services"]["echo"]["errors"] == 0
 
@@ -139,12 +139,12 @@ def test_the_window_bounds_batches_in_flight_behind_a_slow_sink(remote) -> None:
     env = remote("pressure", config={"job": {"batch_size": 8, "queue_size": 2}})
     env.from_batch(list(range(20_000))).map(lambda x: x).rebalance().sink(Slow)
     job = env.submit(autostop=False)
-    wait_until(lambda: job.summary()["operators"]["sink_3"]["in"] > 0)
+    wait_until(lambda: job.summary()["operators"]["slow"]["in"] > 0)
     time.sleep(2.0)
-    emitted = job.summary()["operators"]["source_1"]["out"]
+    emitted = job.summary()["operators"]["source"]["out"]
     job.stop(timeout=120)
     # window 2 between the two tasks: the source is at most a few batches ahead of the sink
-    consumed = job.summary()["operators"]["sink_3"]["in"]
+    consumed = job.summary()["operators"]["slow"]["in"]
     assert emitted - consumed <= 8 * 8, (emitted, consumed)
 
 
@@ -159,7 +159,7 @@ def test_a_generator_source_cannot_be_shipped_and_the_error_says_what_to_pass(re
 def test_task_resources_naming_no_operator_is_a_config_error(remote) -> None:
     env = remote("unknown", task_resources={"embed": {"num_cpus": 1}})
     env.from_batch([1]).map(lambda x: x, name="encode").sink(lambda x: None)
-    with pytest.raises(ConfigError, match="task_resources: no operator named 'embed'; operators: source_1, encode_2, sink_3"):
+    with pytest.raises(ConfigError, match="task_resources: no operator named 'embed'; operators: source, encode, sink"):
         env.submit()
 
 

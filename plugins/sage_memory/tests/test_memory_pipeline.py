@@ -91,7 +91,7 @@ def test_seed_rag_step_searches_the_vdb_and_stores_memories_per_session(
     env.from_batch(inputs).map(RAGStep, parallelism=parallelism).sink(collect)
     job = env.submit(autostop=True)
 
-    assert job.status == "completed", job.summary()
+    assert job.status == "finished", job.summary()
     assert len(outputs) == len(inputs)
     top_ids = sorted(result["hits"][0].id for result in outputs)
     assert top_ids == sorted(f"doc-{i}" for i in range(len(inputs)))

@@ -45,7 +45,7 @@ def test_top_once_runs_a_pipeline_file_and_prints_its_final_figures(
 ) -> None:
     result = runner.invoke(build_cli(), ["top", "--once", str(pipeline_file)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "job from-file  [completed]" in result.output
+    assert "job from-file  [finished]" in result.output
     row = next(line for line in result.output.splitlines() if "even_3" in line)
     assert re.search(r"\b3,000\b.*\b1,500\b", row), row
     assert "GPU" in result.output
@@ -79,7 +79,7 @@ def test_top_live_view_redraws_until_the_file_ends(
 ) -> None:
     result = runner.invoke(build_cli(), ["top", "--interval", "0.1", str(pipeline_file)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "[completed]" in result.output
+    assert "[finished]" in result.output
 
 
 def test_monitor_runs_a_file_serves_it_and_stops_after_linger(

@@ -21,7 +21,7 @@ def test_final_figures_match_the_job_summary_and_rates_are_job_means() -> None:
     collector = PipelineCollector(job)
     summary = job.summary()
     final = collector.finish(summary)
-    assert final["status"] == "completed"
+    assert final["status"] == "finished"
     assert list(final["operators"])[0].startswith("source"), "operators come in graph order, source first"
     for op_id, figures in summary["operators"].items():
         ours = final["operators"][op_id]

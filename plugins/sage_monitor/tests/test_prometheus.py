@@ -79,7 +79,7 @@ def test_metrics_endpoint_exposes_operators_queues_services_and_gpus(hub: Monito
     assert sum(s.value for s in replicas) == 980 and all("replica" in s.labels for s in replicas)
     assert families["sage_gpu_available"].samples[0].value in (0.0, 1.0)
     (running,) = families["sage_job_running"].samples
-    assert running.value == 0.0 and running.labels["status"] == "completed"
+    assert running.value == 0.0 and running.labels["status"] == "finished"
 
 
 def test_every_family_follows_prometheus_naming(hub: MonitorHub, server: Any, start_job: Callable[..., Any]) -> None:

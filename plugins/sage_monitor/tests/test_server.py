@@ -135,8 +135,8 @@ def test_a_finished_jobs_final_figures_stay_while_another_monitored_job_runs(
     env.close()
     assert SESSION.server is server and server.alive, "the long job still runs: the dashboard stays"
     jobs = {j["job"]: j for j in json.loads(get(server.url + "api/metrics")[2])["jobs"]}
-    assert jobs["short"]["status"] == "completed"
-    assert jobs["short"]["operators"]["source_1"]["out"] == 500
+    assert jobs["short"]["status"] == "finished"
+    assert jobs["short"]["operators"]["source"]["out"] == 500
     assert jobs["monitored"]["status"] == "running"
     long_job.stop()
     assert not server.alive
@@ -159,7 +159,7 @@ def test_polling_a_job_that_ended_unwaited_leaves_its_finish_to_the_owner(
     (polled,) = json.loads(get(server.url + "api/metrics")[2])["jobs"]
     assert polled["status"] == "finishing", "the poller must not run the job-finished hooks itself"
     assert server.alive
-    assert job.wait(10) == "completed"
+    assert job.wait(10) == "finished"
     env.close()
     assert not server.alive and SESSION.server is None
 

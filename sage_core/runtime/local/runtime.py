@@ -12,7 +12,7 @@ from sage_core.compiler.partitioners import make_splitter
 from sage_core.compiler.physical import PhysicalGraph
 from sage_core.runtime import gc_tuning
 from sage_core.runtime.chain import BoundChain
-from sage_core.runtime.errors import CloseFailed, ErrorPolicy
+from sage_core.runtime.errors import ErrorPolicy, job_error
 from sage_core.runtime.local.task import OutputPort, TaskThread
 from sage_core.runtime.records import END_OF_STREAM, WAKE, OperatorStats
 
@@ -58,7 +58,7 @@ class LocalRuntime:
                         slot=c.slot,
                         split=make_splitter(c.partitioning, instance, graph.chains[c.target].parallelism),
                         inboxes=self.inboxes[c.target],
-                        receivers=bound[c.target],
+                        receiver=graph.chains[c.target].operators[0],
                         eos_targets=[instance]
                         if c.partitioning is Partitioning.FORWARD
                         else list(range(graph.chains[c.target].parallelism)),
@@ -114,14 +114,8 @@ class LocalRuntime:
         return True
 
     def error(self) -> BaseException | None:
-        """The first error that aborted the job; else the functions' close errors, together."""
-        close_errors = [error for chain in self.chains for error in chain.close_errors]
-        if self._error is None:
-            return CloseFailed(close_errors) if close_errors else None
-        for error in close_errors:
-            if str(error) not in getattr(self._error, "__notes__", ()):
-                self._error.add_note(str(error))
-        return self._error
+        """The first error that aborted the job, else the functions' close errors together."""
+        return job_error(self._error, [error for chain in self.chains for error in chain.close_errors])
 
     def running_tasks(self) -> list[str]:
         """Ids of the tasks whose thread is still alive (inside a user's function after a cancel)."""
@@ -174,4 +168,4 @@ class LocalRuntime:
                     if item is not WAKE and item[1] is not END_OF_STREAM:
                         stranded += len(item[1])
                 if stranded:
-                    chain.dropped(stranded)
+                    chain.dropped(stranded, chain.head)

@@ -22,8 +22,8 @@ class OutputPort:
     slot: int
     split: Splitter
     inboxes: list[queue.Queue]
-    receivers: list[BoundChain]
-    """The receiving tasks' chains, where a batch dropped by a cancel is counted."""
+    receiver: str
+    """The receiving operator, where a batch dropped by a cancel is counted."""
     eos_targets: list[int]
     """Receivers that expect an end-of-stream marker from this task."""
 
@@ -106,7 +106,7 @@ class TaskThread(threading.Thread):
         for port in self.outputs:
             for target, piece in port.split(batch):
                 if not self._put(port.inboxes[target], (port.slot, piece)):
-                    port.receivers[target].dropped(len(piece))
+                    self.chain.dropped(len(piece), port.receiver)
 
     def _send_end_of_stream(self) -> None:
         for port in self.outputs:

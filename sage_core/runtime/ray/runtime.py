@@ -21,7 +21,7 @@ from ray import cloudpickle
 from sage_core.api.functions import RuntimeContext
 from sage_core.compiler.logical import OperatorSpec, Partitioning
 from sage_core.compiler.physical import Chain, PhysicalGraph
-from sage_core.runtime.errors import ErrorPolicy
+from sage_core.runtime.errors import ErrorPolicy, job_error
 from sage_core.runtime.ray.services import RemoteService, RemoteServices
 from sage_core.runtime.ray.task_actor import ChainSpecs, OutputSpec, RemoteTaskActor, TaskOutcome, TaskSetup
 from sage_core.runtime.records import OperatorStats
@@ -58,6 +58,7 @@ class RayRuntime:
         self._setups: dict[str, Any] = {}
         """Each task's pickled setup (an ObjectRef when large), kept for ``run`` retries after restarts."""
         self._error: BaseException | None = None
+        self._close_errors: list[BaseException] = []
         self._lock = threading.RLock()
         self._released = False
         table = RemoteServices(services)
@@ -69,7 +70,10 @@ class RayRuntime:
             keyed = frozenset(c.slot for c in inputs if c.keyed)
             specs = ChainSpecs({op: graph.operator(op) for op in chain.operators})
             outputs = [
-                OutputSpec(c.slot, c.partitioning, [names[t] for t in graph.chains[c.target].task_ids()])
+                OutputSpec(
+                    c.slot, c.partitioning, [names[t] for t in graph.chains[c.target].task_ids()],
+                    graph.chains[c.target].operators[0],
+                )
                 for c in graph.outputs(chain_id)
             ]
             for instance, task_id in enumerate(chain.task_ids()):
@@ -101,6 +105,16 @@ class RayRuntime:
                 for task in self._sources:
                     self.actors[task].stop.remote()
 
+    def cancel(self) -> None:
+        """Every task ends at its next record; what they drop is counted as cancelled."""
+        with self._lock:
+            self._abort_all()
+
+    def running_tasks(self) -> list[str]:
+        """Tasks whose ``run`` has not returned yet."""
+        with self._lock:
+            return sorted(self._runs.values())
+
     def join(self, timeout: float | None) -> bool:
         """Wait for every task; whether all ended within ``timeout`` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -125,8 +139,8 @@ class RayRuntime:
                     return False
 
     def error(self) -> BaseException | None:
-        """The first error that aborted the job."""
-        return self._error
+        """The first error that aborted the job, else the functions' close errors together."""
+        return job_error(self._error, self._close_errors)
 
     def operator_stats(self) -> dict[str, OperatorStats]:
         """Figures per operator, summed over instances (live while running, final after)."""
@@ -174,14 +188,19 @@ class RayRuntime:
         self._final[task] = outcome.stats
         self._placement[task] = outcome.placement
         self.errors.add_dead_letters(outcome.dead_letters)
+        self._close_errors.extend(outcome.close_errors)
         if outcome.failure is not None:
             self._fail(outcome.failure.restore(self.graph))
 
     def _fail(self, exc: BaseException) -> None:
         if self._error is None:
             self._error = exc
-        for task in self._runs.values():
-            self.actors[task].abort.remote()
+        self._abort_all()
+
+    def _abort_all(self) -> None:
+        if not self._released:
+            for task in self._runs.values():
+                self.actors[task].abort.remote()
 
     def release(self) -> None:
         """End every task actor now (the job's end does it; ``env.close()`` does it for jobs left running)."""

@@ -27,7 +27,7 @@ from sage_core.runtime.chain import BoundChain
 from sage_core.runtime.errors import ErrorPolicy
 from sage_core.runtime.ray.channels import ChannelSender, InOrder, TaskAborted
 from sage_core.runtime.ray.cluster import threads_block_not_the_loop
-from sage_core.runtime.ray.portable import TaskFailure
+from sage_core.runtime.ray.portable import TaskFailure, portable_exception
 from sage_core.runtime.ray.services import RemoteServices
 from sage_core.runtime.ray.task_loop import Delivery, OutputChannel, TaskLoop
 from sage_core.runtime.records import DeadLetter, OperatorStats
@@ -51,6 +51,8 @@ class OutputSpec:
     slot: int
     partitioning: Partitioning
     receivers: list[str]
+    receiver_op: str
+    """The receiving chain's first operator (where dropped batches are counted)."""
 
     def eos_targets(self, instance: int) -> list[int]:
         """Receivers that expect an end-of-stream marker from task ``instance``."""
@@ -61,12 +63,13 @@ class OutputSpec:
 
 @dataclass
 class TaskOutcome:
-    """What ``run`` returns: the failure (if any), final figures and dead letters."""
+    """What ``run`` returns: the failure (if any), final figures, dead letters and close errors."""
 
     failure: TaskFailure | None
     stats: dict[str, OperatorStats]
     dead_letters: list[DeadLetter]
     placement: dict[str, Any]
+    close_errors: list[BaseException]
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,8 @@ class TaskActor:
         if failure is not None and not isinstance(failure, TaskAborted) and not loop.abort.is_set():
             captured = TaskFailure.capture(self.task_id, failure)
         letters = list(self.errors.dead_letters) if self.errors else []
-        return TaskOutcome(captured, loop.chain.stats(), letters, await self.placement())
+        close_errors = [portable_exception(error) for error in loop.chain.close_errors]
+        return TaskOutcome(captured, loop.chain.stats(), letters, await self.placement(), close_errors)
 
     async def push(self, task: str, incarnation: str, seq: int, slot: int, batch: Any) -> None:
         """Deliver a batch from upstream; returns once it is processed and its pushes acknowledged."""
@@ -142,10 +146,10 @@ class TaskActor:
             self.loop.stop.set()
 
     async def abort(self) -> None:
-        """End the task now (another task failed)."""
+        """End the task at its next record (the job was cancelled, or another task failed)."""
         self._abort = True
         if self.loop is not None:
-            self.loop.abort.set()
+            self.loop.cancel()
 
     async def stats(self) -> dict[str, OperatorStats]:
         """Figures per operator of this instance so far."""
@@ -177,6 +181,7 @@ class TaskActor:
                     for r in out.receivers
                 ],
                 eos_targets=out.eos_targets(setup.instance),
+                receiver=out.receiver_op,
             )
             for out in setup.outputs
         ]
@@ -184,7 +189,7 @@ class TaskActor:
         if self._stop:
             loop.stop.set()
         if self._abort:
-            loop.abort.set()
+            loop.cancel()
         threading.Thread(target=loop.run, name=f"sage-task-{self.task_id}", daemon=True).start()
         self._ready.set()
         return loop

@@ -19,7 +19,7 @@ from typing import Any
 
 from sage_core.compiler.partitioners import Splitter
 from sage_core.runtime.chain import BoundChain
-from sage_core.runtime.ray.channels import POLL_S, ChannelSender
+from sage_core.runtime.ray.channels import POLL_S, ChannelSender, TaskAborted
 from sage_core.runtime.records import END_OF_STREAM, WAKE, EndOfStream
 
 
@@ -41,6 +41,8 @@ class OutputChannel:
     split: Splitter
     senders: list[ChannelSender]
     eos_targets: list[int]
+    receiver: str
+    """The receiving operator, where a batch dropped by a cancel is counted."""
 
 
 class TaskLoop:
@@ -81,7 +83,29 @@ class TaskLoop:
         if failure is None and not self.abort.is_set():
             for ack in self._eos_acks:
                 ack.set_result([])
+        if self.abort.is_set():
+            self._count_stranded()
         self.finished.set_result(failure)
+
+    def cancel(self) -> None:
+        """End at the next record (any thread); what is dropped is counted as cancelled."""
+        self.abort.set()
+        self.chain.cancel()
+
+    def _count_stranded(self) -> None:
+        """After an abort: deliveries left in the inbox count as cancelled; their senders are released."""
+        if self.inbox is None:
+            return
+        while True:
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            if item is WAKE:
+                continue
+            if not isinstance(item.batch, EndOfStream):
+                self.chain.dropped(len(item.batch), self.chain.head)
+            item.ack.set_result([])
 
     # ------------------------------------------------------------------ loops
 
@@ -94,12 +118,10 @@ class TaskLoop:
         assert inbox is not None
         chain, unwrap = self.chain, self.unwrap_slots
         ended: set[tuple[str, int]] = set()
-        while len(ended) < self.upstream:
+        while len(ended) < self.upstream and not self.abort.is_set():
             try:
                 item = inbox.get(timeout=POLL_S)
             except queue.Empty:
-                if self.abort.is_set():
-                    return
                 continue
             if item is WAKE:
                 self._emit(chain.poll())
@@ -125,7 +147,11 @@ class TaskLoop:
             return
         for port in self.outputs:
             for target, piece in port.split(batch):
-                ref = port.senders[target].send(piece, self.abort)
+                try:
+                    ref = port.senders[target].send(piece, self.abort)
+                except TaskAborted:
+                    self.chain.dropped(len(piece), port.receiver)
+                    continue
                 if self._waiting:
                     self._pushes.append(ref)
 

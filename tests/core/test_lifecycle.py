@@ -1,0 +1,258 @@
+"""The runtime's edges: stop, cancel, close, open/close failures, names in errors, key identity, submit."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sage_core import BaseFunction, LocalEnvironment, MapFunction, SinkFunction, SourceFunction
+from sage_core.runtime.errors import CloseFailed, JobFailed, OpenFailed
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Counter(SourceFunction):
+    """An unbounded source of increasing integers."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def execute(self, data: Any = None) -> int:
+        self.n += 1
+        return self.n
+
+
+def assert_accounted(job: Any) -> dict[str, dict[str, int]]:
+    """Every operator: in = out + filtered + failed + cancelled; returns the operators' figures."""
+    operators = job.summary()["operators"]
+    for op_id, f in operators.items():
+        assert f["in"] == f["out"] + f["filtered"] + f["failed"] + f["cancelled"], (op_id, f)
+    return operators
+
+
+def backlogged_job(env: LocalEnvironment, started: threading.Event, per_record_s: float) -> Any:
+    """An unbounded source feeding a slow map: its inbox fills up (queue_size batches of batch_size)."""
+    pace = threading.Event()  # never set: wait() paces the map
+
+    def slow(x: int) -> int:
+        started.set()
+        pace.wait(per_record_s)
+        return x
+
+    env.from_source(Counter).rebalance().map(slow).sink(lambda x: None)
+    return env.submit(autostop=False)
+
+
+def wait_for_full_inbox(job: Any, batches: int) -> None:
+    full = threading.Event()
+    while not full.wait(0.01):
+        if sum(job.runtime.queue_depths().values()) >= batches:
+            full.set()
+
+
+def test_stop_drains_then_cancels_at_its_deadline_and_counts_what_it_dropped(no_leaked_threads: None) -> None:
+    env = LocalEnvironment("stop", config={"job": {"queue_size": 16, "batch_size": 64}})
+    started = threading.Event()
+    job = backlogged_job(env, started, per_record_s=0.005)
+    assert started.wait(10)
+    wait_for_full_inbox(job, 16)
+    assert job.stop(timeout=0.2) == "cancelled"
+    assert job.status == "cancelled"
+    assert not job.runtime.running_tasks()
+    ops = assert_accounted(job)
+    assert ops["slow"]["cancelled"] > 0
+    assert ops["source"]["out"] == ops["slow"]["in"]
+    env.close()
+
+
+def test_stop_that_drains_in_time_is_stopped(no_leaked_threads: None) -> None:
+    env = LocalEnvironment("drains")
+    got: list[int] = []
+    env.from_source(Counter).map(lambda x: x * 2).sink(got.append)
+    job = env.submit(autostop=False)
+    while not got:
+        threading.Event().wait(0.01)
+    assert job.stop() == "stopped"
+    ops = assert_accounted(job)
+    assert ops["source"]["out"] == len(got) and ops["map"]["cancelled"] == 0
+    env.close()
+
+
+def test_cancel_ends_at_once_with_a_hundred_thousand_records_buffered(no_leaked_threads: None) -> None:
+    env = LocalEnvironment("cancel", config={"job": {"queue_size": 512, "batch_size": 256}})
+    started = threading.Event()
+    job = backlogged_job(env, started, per_record_s=0.02)  # one batch: over 5 s
+    assert started.wait(10)
+    wait_for_full_inbox(job, 400)  # 100k records waiting
+    assert job.cancel() == "cancelled"
+    assert not job.runtime.running_tasks(), "cancel() returns once every task has ended (within 1 s)"
+    ops = assert_accounted(job)
+    assert ops["slow"]["cancelled"] >= 100_000
+    assert ops["source"]["out"] == ops["slow"]["in"]
+    env.close()
+
+
+class SlowService:
+    """A backend that answers after a pause, like a busy model."""
+
+    def __init__(self) -> None:
+        self.pause = threading.Event()
+
+    def lookup(self, x: int) -> int:
+        self.pause.wait(0.002)
+        return x
+
+
+class Lookup(MapFunction):
+    def execute(self, x: int) -> int:
+        return self.call_service["slow"].lookup(x)
+
+
+def test_close_with_a_backlog_behind_a_slow_service_loses_nothing_silently(no_leaked_threads: None) -> None:
+    env = LocalEnvironment("close", config={"job": {"error_policy": "dead_letter", "queue_size": 64}})
+    env.register_service("slow", SlowService)
+    got: list[int] = []
+    env.from_source(Counter).map(Lookup).sink(got.append)
+    job = env.submit(autostop=False)
+    while not got:
+        threading.Event().wait(0.01)
+    env.close()
+    assert job.status in ("stopped", "cancelled")
+    assert job.dead_letters() == [], "no record may fail because its service was closed under it"
+    ops = assert_accounted(job)
+    assert ops["lookup"]["failed"] == 0
+    assert ops["append"]["in"] == len(got)
+
+
+class Opened(MapFunction):
+    closed = threading.Event()
+
+    def open(self) -> None:
+        type(self).closed.clear()
+
+    def close(self) -> None:
+        type(self).closed.set()
+
+    def execute(self, x: int) -> int:
+        return x
+
+
+class BrokenOpen(MapFunction):
+    def open(self) -> None:
+        raise ConnectionError("no database")
+
+    def execute(self, x: int) -> int:
+        return x
+
+
+def test_a_failing_open_names_the_function_and_closes_what_was_opened(no_leaked_threads: None) -> None:
+    env = LocalEnvironment("open")
+    env.from_batch(range(10)).map(Opened).map(BrokenOpen).sink(lambda x: None)
+    with pytest.raises(OpenFailed, match=r"map BrokenOpen \(broken_open\): open\(\) raised ConnectionError: no database") as err:
+        env.submit()
+    assert isinstance(err.value.__cause__, ConnectionError)
+    assert Opened.closed.is_set(), "the function opened before the failing one was closed"
+    assert env.jobs[0].status == "failed"
+    env.close()
+
+
+class BrokenClose(MapFunction):
+    def execute(self, x: int) -> int:
+        return x
+
+    def close(self) -> None:
+        raise OSError("disk full")
+
+
+class Flushing(SinkFunction):
+    """Buffers records and writes them out in close()."""
+
+    written: list[int] = []
+
+    def __init__(self) -> None:
+        self.buffer: list[int] = []
+
+    def execute(self, x: int) -> None:
+        self.buffer.append(x)
+
+    def close(self) -> None:
+        Flushing.written.extend(self.buffer)
+
+
+def test_a_failing_close_is_reported_and_every_sink_still_flushes(no_leaked_threads: None) -> None:
+    Flushing.written = []
+    env = LocalEnvironment("close-fails")
+    env.from_batch(range(1000)).map(BrokenClose).rebalance().map(BrokenClose, parallelism=2).sink(Flushing)
+    with pytest.raises(CloseFailed) as err:
+        env.submit()
+    messages = [str(e) for e in err.value.exceptions]
+    assert len(messages) == 3
+    assert all("BrokenClose" in m and "close() raised OSError: disk full" in m for m in messages)
+    assert sorted(Flushing.written) == list(range(1000))
+    assert env.jobs[0].status == "failed"
+    env.close()
+
+
+def parse_record(record: str) -> int:
+    return int(record)
+
+
+def test_a_failed_record_names_the_users_function() -> None:
+    env = LocalEnvironment("names")
+    env.from_batch(["1", "x"]).map(parse_record).sink(lambda x: None)
+    with pytest.raises(JobFailed, match=r"map .*parse_record \(parse_record\) failed on record 'x'") as err:
+        env.submit()
+    assert err.value.operator == "parse_record"
+    env.close()
+
+
+def test_operator_ids_are_readable_and_deduplicated() -> None:
+    env = LocalEnvironment("ids")
+    env.from_batch([1]).map(parse_record).map(parse_record).map(lambda x: x).map(Opened).sink(print)
+    ids = [op.id for op in env.logical.operators()]
+    assert ids == ["source", "parse_record", "parse_record_2", "map", "opened", "print"]
+
+
+class PerKey(BaseFunction):
+    """Records, per instance, the keys it saw and their types."""
+
+    seen: dict[int, list[Any]] = {}
+    lock = threading.Lock()
+
+    def execute(self, key: Any, left: Any, right: Any) -> Any:
+        with PerKey.lock:
+            PerKey.seen.setdefault(self.ctx.instance, []).append(key)
+        return (left, right)
+
+
+def test_keys_equal_under_eq_share_one_instance_and_become_python_scalars() -> None:
+    PerKey.seen = {}
+    env = LocalEnvironment("keys")
+    left = env.from_batch([3, 3.0, np.int64(3), np.float32(3.0), 7]).keyby(lambda k: k)
+    right = env.from_batch([3, 7.0]).keyby(lambda k: k)
+    got: list[Any] = []
+    left.join(right, PerKey, parallelism=4).sink(got.append)
+    env.submit()
+    env.close()
+    assert len(got) == 5, "every left 3 meets the right 3, and 7 meets 7.0"
+    instances_with_three = [i for i, keys in PerKey.seen.items() if 3 in keys]
+    assert len(instances_with_three) == 1
+    assert not any(type(k).__module__ == "numpy" for keys in PerKey.seen.values() for k in keys)
+
+
+def test_each_submit_runs_only_the_streams_built_since_the_previous_one() -> None:
+    env = LocalEnvironment("twice")
+    first: list[int] = []
+    second: list[int] = []
+    stream = env.from_batch([1, 2]).map(lambda x: x)
+    stream.sink(first.append)
+    env.submit()
+    env.from_batch([3]).sink(second.append)
+    env.submit()
+    assert first == [1, 2] and second == [3]
+    with pytest.raises(ValueError, match="already submitted"):
+        stream.map(lambda x: x)
+    env.close()

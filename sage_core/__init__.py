@@ -50,6 +50,8 @@ _EXPORTS: dict[str, str] = {
     "ServiceError": "sage_core.services.errors",
     "ServiceTimeout": "sage_core.services.errors",
     "Hit": "sage_core.services.contracts",
+    "Hits": "sage_core.services.hits",
+    "HitBatch": "sage_core.services.hits",
     "Completion": "sage_core.services.contracts",
     "SamplingParams": "sage_core.services.contracts",
     "VectorStore": "sage_core.services.contracts",

@@ -89,10 +89,13 @@ class VectorStore(Protocol):
 
     def search(
         self, query: np.ndarray, top_k: int = 10, filter: MetadataFilter | None = None
-    ) -> list[Hit] | list[list[Hit]]:
-        """Nearest neighbours: a list of hits for one query (1-D), a list per row for a batch (2-D).
+    ) -> Sequence[Hit] | Sequence[Sequence[Hit]]:
+        """Nearest neighbours: the hits of one query (1-D), a sequence of them per row for a batch (2-D).
 
         Batchable on ``query``. ``top_k`` above the number of (matching) vectors returns them all.
+        The built-in stores return :class:`sage_core.Hits` / :class:`sage_core.HitBatch`, which read
+        as ``list[Hit]`` / ``list[list[Hit]]`` (and compare equal to them) but make no ``Hit``
+        object until one is read; a plain list of :class:`Hit` fulfils the contract too.
         """
 
     def get(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:

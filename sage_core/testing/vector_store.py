@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterator
+import pickle
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pytest
@@ -89,9 +90,19 @@ class VectorStoreContract:
     def test_search_of_a_stored_vector_finds_it_first(self, filled: Any) -> None:
         store, vectors, ids = filled
         hits = call(store.search, vectors[7], top_k=5)
-        assert isinstance(hits, list) and all(isinstance(h, Hit) for h in hits)
+        assert isinstance(hits, Sequence) and all(isinstance(h, Hit) for h in hits)
         assert hits[0].id == "v7"
         assert hits[0].metadata == {"group": 1, "name": "n7"}
+
+    def test_search_results_read_as_lists_of_hits_and_pickle(self, filled: Any) -> None:
+        store, vectors, _ = filled
+        hits = call(store.search, vectors[7], top_k=3)
+        as_list = [Hit(h.id, h.score, dict(h.metadata)) for h in hits]
+        assert hits == as_list and as_list == hits and list(hits) == as_list
+        assert pickle.loads(pickle.dumps(hits)) == as_list
+        batch = call(store.search, vectors[[7, 8]], top_k=3)
+        nested = [[Hit(h.id, h.score, dict(h.metadata)) for h in row] for row in batch]
+        assert batch == nested and pickle.loads(pickle.dumps(batch)) == nested
 
     def test_search_scores_are_sorted_best_first(self, filled: Any) -> None:
         store, vectors, _ = filled

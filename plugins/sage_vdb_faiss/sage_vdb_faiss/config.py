@@ -35,8 +35,7 @@ class FaissConfig:
     before it trains (default: 39 per centroid); ``train_max`` caps the training sample.
     ``rebuild_ratio`` is the share of deleted rows that triggers a compacting rebuild;
     ``filter_exact_max`` the number of filter matches below which a filtered search scans the
-    matches exactly instead of asking the index. Batches above ``search_chunk_rows`` are searched in
-    chunks, FAISS working on the next chunk while hits of the last one are built.
+    matches exactly instead of asking the index.
     """
 
     dim: int | None = None
@@ -52,7 +51,6 @@ class FaissConfig:
     multi_gpu: str | None = None
     rebuild_ratio: float = 0.2
     filter_exact_max: int = 10_000
-    search_chunk_rows: int = 2048
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -69,7 +67,7 @@ class FaissConfig:
             )
         if not isinstance(self.index, str) or not self.index.strip():
             raise ConfigError(f"{where}: index must be a faiss index_factory string such as 'Flat' or 'HNSW32'")
-        for name in ("nprobe", "ef_search", "filter_exact_max", "search_chunk_rows"):
+        for name in ("nprobe", "ef_search", "filter_exact_max"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 raise ConfigError(f"{where}: {name} must be a positive integer, got {value!r}")

@@ -75,8 +75,8 @@ def write_store(path: str, manifest: dict[str, Any], table: VectorTable | None, 
                     np.save(member, norms, allow_pickle=False)
                 with archive.open("alive.npy", "w") as member:
                     np.save(member, alive, allow_pickle=False)
-                archive.writestr("ids.json", json.dumps(table.ids if table is not None else []))
-                archive.writestr("metadata.json", json.dumps(table.metadata if table is not None else []))
+                archive.writestr("ids.json", json.dumps(table.ids.tolist() if table is not None else []))
+                archive.writestr("metadata.json", json.dumps(table.metadata.tolist() if table is not None else []))
                 if index is not None:
                     with archive.open("index.faiss", "w", force_zip64=True) as member:
                         faiss.write_index(index, faiss.PyCallbackIOWriter(member.write))

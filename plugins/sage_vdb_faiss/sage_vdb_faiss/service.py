@@ -20,14 +20,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from sage_core import Hit, as_matrix, as_top_k, batchable
+from sage_core import HitBatch, Hits, as_matrix, as_top_k, batchable
 from sage_vdb_faiss.config import FaissConfig
 from sage_vdb_faiss.devices import resolve_placement
 from sage_vdb_faiss.engine import FaissEngine
 from sage_vdb_faiss.inputs import as_filter, as_ids, as_lookup_ids, as_metadata
 from sage_vdb_faiss.metadata import MetadataIndex
 from sage_vdb_faiss.persistence import read_store, write_store
-from sage_vdb_faiss.results import OverlappedSearch, to_hits
 from sage_vdb_faiss.table import VectorTable
 
 HIT_ARRAY = np.dtype([("id", object), ("score", np.float32)])
@@ -49,9 +48,9 @@ class VDBService:
     ``index`` (a ``faiss.index_factory`` string, default ``"Flat"``), ``metric`` (``cosine``,
     ``ip`` or ``l2``), ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``), ``nprobe``,
     ``ef_search``, ``train_min``, ``train_max``, ``fp16``, ``gpu_temp_memory_mb``, ``multi_gpu``
-    (``shard`` or ``replicate``), ``rebuild_ratio``, ``filter_exact_max``, ``search_chunk_rows``,
-    ``seed``; see :class:`~sage_vdb_faiss.config.FaissConfig`. ``device="cuda"`` without a GPU
-    raises :class:`sage_core.BackendUnavailable`.
+    (``shard`` or ``replicate``), ``rebuild_ratio``, ``filter_exact_max``, ``seed``; see
+    :class:`~sage_vdb_faiss.config.FaissConfig`. ``device="cuda"`` without a GPU raises
+    :class:`sage_core.BackendUnavailable`.
     """
 
     def __init__(self, dim: int | None = None, **options: Any) -> None:
@@ -63,7 +62,6 @@ class VDBService:
         self._engine: FaissEngine | None = None
         self._metadata = MetadataIndex()
         self._closed = False
-        self._overlap = OverlappedSearch(self.config.search_chunk_rows)
         self._searches = 0
         self._queries = 0
         if self.config.dim is not None:
@@ -148,52 +146,53 @@ class VDBService:
     # ------------------------------------------------------------------ reads
 
     @batchable(arg="query", max_in_flight=_calls_in_flight)
-    def search(
-        self, query: np.ndarray, top_k: int = 10, filter: Mapping[str, Any] | None = None
-    ) -> list[Hit] | list[list[Hit]]:
-        """Nearest neighbours: a list of hits for one query (1-D), a list per row for a batch (2-D).
+    def search(self, query: np.ndarray, top_k: int = 10, filter: Mapping[str, Any] | None = None) -> Hits | HitBatch:
+        """Nearest neighbours: the hits of one query (1-D), or one row of hits per query (2-D).
 
         Scores are higher-is-closer (cosine similarity, inner product, or ``-distance²`` for l2).
         ``filter`` keeps hits whose metadata equals every given value (a list value means one of);
-        ``top_k`` above the number of matching vectors returns them all.
+        ``top_k`` above the number of matching vectors returns them all. The result reads as
+        ``list[Hit]`` (``list[list[Hit]]`` for a batch) but holds columns; see :mod:`sage_core.services.hits`.
         """
-        where = "VDBService.search"
-        k = as_top_k(top_k, where)
-        wanted = as_filter(filter, where)
-        with self._lock:
-            self._check_open(where)
-            matrix, single = as_matrix(query, self.dim, where, name="query")
-            table, engine = self._table, self._engine
-            if table is None or engine is None or len(matrix) == 0:
-                return [] if single else [[] for _ in range(len(matrix))]
-            rows = None if wanted is None else self._metadata.match(wanted)
-            hits = self._overlap.run(
-                self._to_index_space(matrix)[0],
-                lambda part: engine.search(table, part, k, rows),
-                lambda result: to_hits(table, result),
-            )
-            self._searches += 1
-            self._queries += len(matrix)
-        return hits[0] if single else hits
+        queries, single, _, found = self._find(query, top_k, filter, "VDBService.search")
+        batch = HitBatch.empty(queries) if found is None else HitBatch.from_rows(*found)
+        return batch[0] if single else batch
 
     @batchable(arg="query", max_in_flight=_calls_in_flight)
     def search_arrays(self, query: np.ndarray, top_k: int = 10, filter: Mapping[str, Any] | None = None) -> np.ndarray:
         """:meth:`search` as one structured array, fields ``id`` (object) and ``score`` (float32).
 
         Shape ``(rows, top_k)`` for a batch, ``(top_k,)`` for one 1-D query; slots past the available
-        matches hold id ``None`` and score ``-inf``. No Python object is made per hit, and only the
-        FAISS call holds the store's lock (checking the queries and filling the result do not), so
-        with two stacked calls in flight on a GPU the index searches one batch while the next is
-        prepared: this is the path that keeps a GPU index busy through the service layer
-        (metadata: :meth:`get`).
+        matches hold id ``None`` and score ``-inf``. No metadata is read (:meth:`get` has it).
         """
-        where = "VDBService.search_arrays"
+        queries, single, k, found = self._find(query, top_k, filter, "VDBService.search_arrays")
+        out = np.empty((queries, k), dtype=HIT_ARRAY)  # ids start as None
+        out["score"] = -np.inf
+        if found is not None:
+            hits, scores, ids, _ = found
+            width = hits.shape[1]
+            valid = hits >= 0
+            out["score"][:, :width] = np.where(valid, scores, -np.inf)
+            out["id"][:, :width] = np.where(valid, ids[hits], None)
+        return out[0] if single else out
+
+    def _find(
+        self, query: np.ndarray, top_k: int, filter: Mapping[str, Any] | None, where: str
+    ) -> tuple[int, bool, int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None]:
+        """The search both result forms share: the number of queries, whether one 1-D query came,
+        ``k``, and the rows found with their scores and the table's id and metadata columns
+        (``None`` when nothing is stored or no query came).
+
+        Only the FAISS call holds the store's lock; checking the queries before it and building the
+        result after it do not (see :meth:`VectorTable.columns`), so with two stacked calls in
+        flight on a GPU the index searches one batch while the next is prepared and the last split.
+        """
         k = as_top_k(top_k, where)
         wanted = as_filter(filter, where)
         dim = self.dim
         matrix, single = as_matrix(query, dim, where, name="query")
         queries = self._to_index_space(matrix)[0]
-        found: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        found = None
         with self._lock:
             self._check_open(where)
             table, engine = self._table, self._engine
@@ -201,17 +200,11 @@ class VDBService:
                 if dim is None:  # the first vectors were added meanwhile: check against their dim
                     as_matrix(matrix, self.dim, where, name="query")
                 rows = None if wanted is None else self._metadata.match(wanted)
-                found = (*engine.search(table, queries, k, rows), table.id_lookup())
+                scores, hits = engine.search(table, queries, k, rows)
+                found = (hits, scores, *table.columns())
             self._searches += 1
             self._queries += len(matrix)
-        out = np.empty((len(matrix), k), dtype=HIT_ARRAY)  # ids start as None
-        out["score"] = -np.inf
-        if found is not None:
-            scores, hits, ids = found
-            width = hits.shape[1]
-            out["score"][:, :width] = np.where(hits >= 0, scores, -np.inf)
-            out["id"][:, :width] = ids[hits]
-        return out[0] if single else out
+        return len(matrix), single, k, found
 
     def get(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:
         """``{"id", "vector", "metadata"}`` per id (copies), ``None`` for an unknown id."""
@@ -313,7 +306,6 @@ class VDBService:
         with self._lock:
             if self._engine is not None:
                 self._engine.close()
-            self._overlap.close()
             self._closed = True
 
     # ------------------------------------------------------------------ internals

@@ -5,16 +5,19 @@ original norm beside them, so exact scans use them directly and :meth:`VectorTab
 gives back what the caller stored.
 
 Row ``r`` of the table is slot ``r`` of the FAISS index (the label FAISS returns), so a search
-result maps back to its id and metadata by plain indexing. A delete only marks a row dead (FAISS
+result maps back to its id and metadata by plain indexing: ids and metadata are numpy object
+columns, and ``columns()[0][rows]`` maps a whole result in one vectorised step. A delete only marks a row dead (FAISS
 graph indexes and GPU indexes cannot remove); :meth:`VectorTable.compact` drops dead rows and the
 index is rebuilt from the table at the same moment.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
+
+from sage_core.services.hits import object_column
 
 
 class VectorTable:
@@ -26,31 +29,30 @@ class VectorTable:
 
     def clear(self) -> None:
         """Remove every row."""
-        self._id_array: np.ndarray | None = None
+        self._rows = 0
         self._vectors = np.empty((0, self.dim), dtype=np.float32)
         self._norms = np.empty(0, dtype=np.float32)
         self._alive = np.zeros(0, dtype=bool)
-        self.ids: list[str | None] = []
-        self.metadata: list[dict[str, Any] | None] = []
+        self._ids = np.empty(0, dtype=object)
+        self._metadata = np.empty(0, dtype=object)
         self.row_of: dict[str, int] = {}
 
-    def id_lookup(self) -> np.ndarray:
-        """The ids by row as a numpy object array, cached, with one ``None`` past the last row.
+    def columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """The id and metadata columns (object arrays, ``None`` in dead rows), valid after the lock.
 
-        ``id_lookup()[rows]`` turns a FAISS result into ids in one vectorised step: a dead row and
-        FAISS's ``-1`` (no match; it indexes the trailing slot) both give ``None``. Changes to the
-        table replace the array, so one taken under the store's lock stays valid after it.
+        Take them under the store's lock with a search's rows; indexing them with those rows stays
+        right after the lock is let go: a row below :attr:`rows` is never changed in place (kills,
+        compaction and truncation replace the arrays, appends write past the end). A row of -1
+        (FAISS's "no match") indexes the last slot, a value the result's count never reaches.
         """
-        if self._id_array is None:
-            self._id_array = np.array(self.ids + [None], dtype=object)
-        return self._id_array
+        return self._ids, self._metadata
 
     # ------------------------------------------------------------------ sizes
 
     @property
     def rows(self) -> int:
         """Rows in use, dead ones included (equals the index's ``ntotal`` once it is trained)."""
-        return len(self.ids)
+        return self._rows
 
     @property
     def live_count(self) -> int:
@@ -61,6 +63,16 @@ class VectorTable:
     def dead_count(self) -> int:
         """Rows deleted or replaced but not yet compacted away."""
         return self.rows - self.live_count
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Every row's id, ``None`` for a dead row (a view; do not modify)."""
+        return self._ids[: self._rows]
+
+    @property
+    def metadata(self) -> np.ndarray:
+        """Every row's metadata dict, ``None`` for a dead row (a view; do not modify)."""
+        return self._metadata[: self._rows]
 
     @property
     def vectors(self) -> np.ndarray:
@@ -94,66 +106,66 @@ class VectorTable:
 
         An id that is already live is re-pointed to the new row; the caller kills the old one.
         """
-        self._id_array: np.ndarray | None = None
         start, count = self.rows, len(ids)
         self._reserve(start + count)
         self._vectors[start : start + count] = vectors
         self._norms[start : start + count] = norms
         self._alive[start : start + count] = True
-        self.ids.extend(ids)
-        self.metadata.extend(metadata)
+        self._ids[start : start + count] = object_column(ids)
+        self._metadata[start : start + count] = object_column(metadata)
+        self._rows = start + count
         for offset, item in enumerate(ids):
             self.row_of[item] = start + offset
         return np.arange(start, start + count, dtype=np.int64)
 
     def kill(self, rows: np.ndarray) -> None:
         """Mark rows dead: their ids stop resolving, their slots stay until compaction."""
-        self._id_array: np.ndarray | None = None
         for row in rows.tolist():
-            item = self.ids[row]
+            item = self._ids[row]
             if item is not None and self.row_of.get(item) == row:
                 del self.row_of[item]
-            self.ids[row] = None
-            self.metadata[row] = None
+        self._ids, self._metadata = self._ids.copy(), self._metadata.copy()  # see columns()
+        self._ids[rows] = None
+        self._metadata[rows] = None
         self._alive[rows] = False
 
     def compact(self) -> None:
         """Drop dead rows, renumbering live ones in their current order."""
-        self._id_array: np.ndarray | None = None
         keep = self.live_rows()
-        vectors = self._vectors[keep]
+        self._vectors = self._vectors[keep]
         self._norms = self._norms[keep]
-        self.ids = [self.ids[row] for row in keep.tolist()]
-        self.metadata = [self.metadata[row] for row in keep.tolist()]
-        self._vectors = vectors
+        self._ids = self._ids[keep]
+        self._metadata = self._metadata[keep]
         self._alive = np.ones(len(keep), dtype=bool)
-        self.row_of = {item: row for row, item in enumerate(self.ids)}  # type: ignore[misc]
+        self._rows = len(keep)
+        self.row_of = {item: row for row, item in enumerate(self._ids.tolist())}
 
     def truncate(self, rows: int) -> None:
         """Forget rows from ``rows`` on (undoes an append whose indexing failed)."""
-        self._id_array: np.ndarray | None = None
-        for item in self.ids[rows:]:
+        for item in self.ids[rows:].tolist():
             if item is not None and self.row_of.get(item, -1) >= rows:
                 del self.row_of[item]
-        del self.ids[rows:]
-        del self.metadata[rows:]
+        self._ids, self._metadata = self._ids.copy(), self._metadata.copy()  # see columns()
+        self._ids[rows:] = None
+        self._metadata[rows:] = None
         self._alive[rows:] = False
+        self._rows = rows
 
     def restore(
         self,
         vectors: np.ndarray,
         norms: np.ndarray,
         alive: np.ndarray,
-        ids: list[str | None],
-        metadata: list[dict[str, Any] | None],
+        ids: Sequence[str | None],
+        metadata: Sequence[dict[str, Any] | None],
     ) -> None:
         """Replace the contents with saved rows (dead rows carry ``None`` id and metadata)."""
-        self._id_array: np.ndarray | None = None
+        self._rows = len(ids)
+        self._ids = object_column(ids)
+        self._metadata = object_column(metadata)
         self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self._norms = np.asarray(norms, dtype=np.float32).copy()
         self._alive = np.asarray(alive, dtype=bool).copy()
-        self.ids = list(ids)
-        self.metadata = list(metadata)
         self.row_of = {item: row for row, item in enumerate(ids) if item is not None}
 
     # ------------------------------------------------------------------ helpers
@@ -169,4 +181,6 @@ class VectorTable:
         norms[: self.rows] = self._norms[: self.rows]
         alive = np.zeros(new_capacity, dtype=bool)
         alive[: self.rows] = self._alive[: self.rows]
-        self._vectors, self._norms, self._alive = vectors, norms, alive
+        ids, metadata = np.empty(new_capacity, dtype=object), np.empty(new_capacity, dtype=object)
+        ids[: self.rows], metadata[: self.rows] = self.ids, self.metadata
+        self._vectors, self._norms, self._alive, self._ids, self._metadata = vectors, norms, alive, ids, metadata

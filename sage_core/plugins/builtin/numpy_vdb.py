@@ -20,8 +20,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from sage_core import BackendSpec, BackendUnavailable, Hit, MetadataIndex, ReadWriteLock, as_matrix, as_top_k, batchable, hookimpl
+from sage_core import BackendSpec, BackendUnavailable, HitBatch, Hits, MetadataIndex, ReadWriteLock, as_matrix, as_top_k, batchable, hookimpl
 from sage_core.plugins.builtin._files import atomic_write
+from sage_core.services.hits import object_column
 
 METRICS = ("cosine", "ip", "l2")
 FILE_FORMAT = "sage-numpy-vdb/1"
@@ -149,8 +150,9 @@ class NumpyVectorStore:
     @batchable(arg="query")
     def search(
         self, query: np.ndarray, top_k: int = 10, filter: Mapping[str, Any] | None = None
-    ) -> list[Hit] | list[list[Hit]]:
-        """Exact top-k: a list of hits for one query (1-D), a list per row for a batch (2-D)."""
+    ) -> Hits | HitBatch:
+        """Exact top-k: the hits of one query (1-D), one row of hits per query (2-D); they read as
+        ``list[Hit]`` / ``list[list[Hit]]`` (see :mod:`sage_core.services.hits`)."""
         queries, single = as_matrix(query, None, "search", name="query")
         k = as_top_k(top_k, "search")
         with self._lock.read():
@@ -263,31 +265,34 @@ class NumpyVectorStore:
             raise ValueError(msg)
         return self._index.match(filter)
 
-    def _search_rows(self, queries: np.ndarray, top_k: int, rows: np.ndarray | None) -> list[list[Hit]]:
+    def _search_rows(self, queries: np.ndarray, top_k: int, rows: np.ndarray | None) -> HitBatch:
         candidates = self._n if rows is None else len(rows)
         if candidates == 0 or len(queries) == 0:
-            return [[] for _ in range(len(queries))]
+            return HitBatch.empty(len(queries))
         vectors = self._vectors[: self._n] if rows is None else self._vectors[rows]
         aux = self._aux[: self._n] if rows is None else self._aux[rows]
         k = min(top_k, candidates)
         block = max(1, SCORE_BLOCK_BYTES // (4 * candidates))
-        out: list[list[Hit]] = []
+        tops: list[np.ndarray] = []
+        top_scores: list[np.ndarray] = []
         for start in range(0, len(queries), block):
             scores = self._scores(queries[start : start + block], vectors, aux)
             if k < candidates:
                 top = np.argpartition(scores, candidates - k, axis=1)[:, candidates - k :]
             else:
                 top = np.broadcast_to(np.arange(candidates), scores.shape)
-            top_scores = np.take_along_axis(scores, top, axis=1)
-            order = np.argsort(-top_scores, axis=1, kind="stable")
-            top = np.take_along_axis(top, order, axis=1)
-            top_scores = np.take_along_axis(top_scores, order, axis=1)
-            if rows is not None:
-                top = rows[top]
-            ids, meta = self._ids, self._meta
-            for idx_row, score_row in zip(top.tolist(), top_scores.tolist()):
-                out.append([Hit(ids[i], s, dict(meta[i]) if meta[i] else {}) for i, s in zip(idx_row, score_row)])
-        return out
+            best = np.take_along_axis(scores, top, axis=1)
+            order = np.argsort(-best, axis=1, kind="stable")
+            tops.append(np.take_along_axis(top, order, axis=1))
+            top_scores.append(np.take_along_axis(best, order, axis=1))
+        found = np.concatenate(tops)
+        if rows is not None:
+            found = rows[found]
+        # The columns are gathered under the read lock: the lists change in place on writes.
+        flat = found.ravel().tolist()
+        ids = object_column([self._ids[i] for i in flat]).reshape(found.shape)
+        meta = object_column([self._meta[i] for i in flat]).reshape(found.shape)
+        return HitBatch(ids, np.concatenate(top_scores), meta, np.full(len(queries), k))
 
     def _scores(self, queries: np.ndarray, vectors: np.ndarray, aux: np.ndarray) -> np.ndarray:
         if self.metric == "cosine":

@@ -117,8 +117,8 @@ class ServiceConfig(BackendChoice):
       process: for backends whose Python work per call would saturate one interpreter, such as
       several vLLM engines' front-ends; calls and results are pickled through a pipe);
     * ``shards``: the data split by a stable hash of ids (kinds ``vdb`` and ``kv``);
-    * ``fallback``: backends tried in order when the one before raises, times out, is unavailable
-      at start, or has ``max_queue_depth`` calls in flight on every replica;
+    * ``fallback``: backends tried in order when the one before raises, times out, failed to start
+      (whatever its creation raised), or has ``max_queue_depth`` calls in flight on every replica;
     * ``batch``: overrides ``@batchable`` sizes (``false`` turns batching off);
     * ``timeout_s``: how long one backend may take before the call moves on (``None``: no limit);
     * ``workers``: threads per replica for sync methods (concurrent calls served concurrently);

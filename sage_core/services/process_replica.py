@@ -369,8 +369,9 @@ class _Pending:
 
     @property
     def replayable(self) -> bool:
-        """Whether a restarted child should get this call: a plain call not sent again already."""
-        return self.message is not None and not self.retried
+        """Whether a restarted child should get this call: a plain call, still awaited, not sent again already."""
+        awaited = isinstance(self.target, Future) and not self.target.done()
+        return awaited and self.message is not None and not self.retried
 
     def unanswered(self) -> str:
         """Why this call is not sent again, for its error."""

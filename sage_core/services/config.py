@@ -56,9 +56,9 @@ class ResourcesConfig(BaseModel):
 class RestartConfig(BaseModel):
     """How a replica with ``isolation: process`` is restarted when its process dies (Ray restarts its own actors).
 
-    A dead replica is restarted after ``backoff_s``, doubling per death in a row up to ``max_backoff_s``;
-    after ``max_restarts`` restarts in a row without a call served, it stays failed and its calls go to the
-    fallback. ``max_restarts: 0`` never restarts.
+    A dead replica is restarted after ``backoff_s``, doubling per death in a row up to ``max_backoff_s``.
+    One dying again after ``max_restarts`` restarts in a row (no call served in between) stays failed,
+    and its calls go to the fallback. ``max_restarts: 0`` never restarts.
     """
 
     model_config = ConfigDict(extra="forbid")

@@ -1,0 +1,145 @@
+"""sage_core.serving in-process: requests through a running job, answers routed back, failures,
+cancellation, the pending bound and the drain (the HTTP side is tested in plugins/sage_serve)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any, Iterator
+
+import pytest
+
+from sage_core import LocalEnvironment, MapFunction
+from sage_core.serving import (
+    Answer, ChatEndpoint, ChatRequest, Failed, Finished, Piece, Reply, ServingError, Started, serving_plan,
+)
+
+
+class Shout(MapFunction):
+    """The answer is the question in capitals; ``fail`` raises."""
+
+    def execute(self, request: ChatRequest) -> Answer:
+        if request.question == "fail":
+            raise ValueError("asked to fail")
+        return Answer(request.id, text=request.question.upper())
+
+
+class Gate:
+    """A stream that yields one piece, then waits for ``release`` (or ``close``)."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+        self.closed = threading.Event()
+        self._sent = False
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if not self._sent:
+            self._sent = True
+            return "first "
+        while not (self.released.is_set() or self.closed.is_set()):
+            self.released.wait(0.01)
+        raise StopIteration
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+def ask(endpoint: ChatEndpoint, text: str) -> tuple[Reply, "queue.SimpleQueue[Any]"]:
+    request = ChatRequest(id=ChatEndpoint.new_request_id(), model=endpoint.name, messages=({"role": "user", "content": text},))
+    events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    reply = endpoint.submit(request)
+    reply.listen(events.put)
+    return reply, events
+
+
+def outcome(events: "queue.SimpleQueue[Any]") -> tuple[str, Any]:
+    """The text and the last event of a reply (waits for its end)."""
+    text = ""
+    while True:
+        event = events.get(timeout=30)
+        if isinstance(event, Piece):
+            text += event.text
+        elif isinstance(event, (Finished, Failed)):
+            return text, event
+
+
+@pytest.fixture
+def served(env: LocalEnvironment) -> Iterator[ChatEndpoint]:
+    endpoint = ChatEndpoint(env, "shout", max_pending=64)
+    endpoint.requests().map(Shout, name="shout").sink(endpoint.replies(), name="replies")
+    serving_plan(env).start()
+    yield endpoint
+    serving_plan(env).drain(5.0)
+
+
+@pytest.mark.timeout(60)
+def test_each_request_gets_the_answer_of_its_own_record(served: ChatEndpoint) -> None:
+    asked = [ask(served, f"question {i}") for i in range(50)]
+    for i, (_, events) in enumerate(asked):
+        text, end = outcome(events)
+        assert text == f"QUESTION {i}" and isinstance(end, Finished) and end.completion_tokens == 1
+
+
+@pytest.mark.timeout(60)
+def test_the_same_operator_runs_as_a_batch_job(env: LocalEnvironment, collected: list) -> None:
+    requests = [ChatRequest(id=str(i), model="m", messages=({"role": "user", "content": f"q{i}"},)) for i in range(5)]
+    env.from_batch(requests).map(Shout).sink(collected.append)
+    env.submit()
+    assert sorted(a.text for a in collected) == ["Q0", "Q1", "Q2", "Q3", "Q4"]
+
+
+@pytest.mark.timeout(60)
+def test_a_failing_record_fails_its_request_naming_the_operator(env: LocalEnvironment, served: ChatEndpoint) -> None:
+    _, events = ask(served, "fail")
+    text, end = outcome(events)
+    assert isinstance(end, Failed) and end.error.reason == "failed"
+    assert "'shout'" in end.error.message and "asked to fail" in end.error.message
+    assert outcome(ask(served, "fine")[1])[0] == "FINE"
+    operators = serving_plan(env).job.summary()["operators"]  # type: ignore[union-attr]
+    assert operators["shout"]["failed"] == 1 and operators["shout"]["in"] == 2
+
+
+@pytest.mark.timeout(60)
+def test_the_pending_bound_refuses_requests_past_it(env: LocalEnvironment) -> None:
+    endpoint = ChatEndpoint(env, "tiny", max_pending=1)
+    endpoint.book.open()
+    ask(endpoint, "one")
+    with pytest.raises(ServingError) as caught:
+        ask(endpoint, "two")
+    assert caught.value.reason == "overloaded"
+
+
+@pytest.mark.timeout(60)
+def test_cancelling_a_streamed_answer_closes_its_stream() -> None:
+    gate = Gate()
+    events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    reply = Reply("r1")
+    reply.listen(events.put)
+    reply.answer(Answer("r1", stream=gate))
+    assert isinstance(events.get(timeout=10), Started) and events.get(timeout=10) == Piece("first ")
+    reply.cancel(ServingError("cancelled", "client gone"))
+    assert gate.closed.wait(10)
+    assert isinstance(events.get(timeout=10), Failed)
+
+
+@pytest.mark.timeout(60)
+def test_drain_finishes_what_ends_in_time_and_cancels_the_rest(env: LocalEnvironment) -> None:
+    gates = {"quick": Gate(), "stuck": Gate()}
+    endpoint = ChatEndpoint(env, "gated")
+    endpoint.requests().map(lambda r: Answer(r.id, stream=gates[r.question])).sink(endpoint.replies())
+    plan = serving_plan(env)
+    plan.start()
+    asked = {name: ask(endpoint, name) for name in gates}
+    for _, events in asked.values():
+        assert isinstance(events.get(timeout=10), Started) and isinstance(events.get(timeout=10), Piece)
+    gates["quick"].released.set()
+    assert plan.drain(0.5) == 1
+    assert isinstance(outcome(asked["quick"][1])[1], Finished)
+    stuck = outcome(asked["stuck"][1])[1]
+    assert isinstance(stuck, Failed) and stuck.error.reason == "unavailable" and gates["stuck"].closed.is_set()
+    with pytest.raises(ServingError) as caught:
+        ask(endpoint, "late")
+    assert caught.value.reason == "unavailable"

@@ -1,0 +1,160 @@
+"""The RAG flow served over HTTP (`sage serve examples/rag_serve.py`) vs the same questions as a batch job.
+
+Prints one JSON line per configuration, measured one after the other in one run:
+
+* ``batch``: the demo's answering pipeline (``examples/rag/pipeline.py``, ``from_batch``) over the
+  questions, in this process; the clock covers the answering only (services started, corpus indexed);
+* ``served`` at concurrency 1, 8 and 32 (``--concurrency``): ``sage serve`` in a child process, the
+  same questions sent by that many concurrent streaming clients (httpx, ``stream: true``).
+  ``requests_per_s`` and ``tokens_per_s`` over the whole configuration, ``latency_*`` (request to
+  last token) and ``ttft_*`` (request to first content token) per request, and ``vs_batch``:
+  served requests per second over the batch job's.
+
+Both use the CPU defaults (``examples/rag_cpu.yaml``; ``--config`` for another), greedy decoding and
+48 new tokens at most, so the answers are the same; one warm-up request precedes the served runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+sys.path.insert(0, str(EXAMPLES))
+
+
+def main() -> None:
+    args = _parse()
+    from rag.corpus import load_questions
+
+    questions = [q.question for q in load_questions(limit=args.questions)]
+    batch = run_batch(args.config, len(questions))
+    print(json.dumps(batch), flush=True)
+    for line in run_served(args.config, questions, args.concurrency, batch["requests_per_s"]):
+        print(json.dumps(line), flush=True)
+
+
+def run_batch(config_path: Path, limit: int) -> dict[str, Any]:
+    """The demo's answering pipeline over the first ``limit`` questions; figures of the answering phase."""
+    from sage_core import LocalEnvironment
+    from rag.corpus import load_passages, load_questions
+    from rag.ingest import ingest
+    from rag.pipeline import build_answering
+    from rag.settings import read_config, resolve_models
+
+    answers: list[Any] = []
+
+    class Collect:
+        def answered(self, exchange: Any) -> None:
+            answers.append(exchange)
+
+    env = LocalEnvironment("bench-serve-batch", config=resolve_models(read_config(config_path)))
+    try:
+        env.services.start()
+        ingest(env.services, load_passages())
+        build_answering(env, load_questions(limit=limit), Collect())
+        began = time.perf_counter()
+        env.submit(autostop=True)
+        seconds = time.perf_counter() - began
+    finally:
+        env.close()
+    tokens = sum(len(e.completion.token_ids) for e in answers if e.completion)
+    latencies = sorted(e.latency_s for e in answers if e.latency_s is not None)
+    return {
+        "bench": "serve", "mode": "batch", "requests": len(answers), "seconds": round(seconds, 3),
+        "requests_per_s": round(len(answers) / seconds, 3), "tokens_per_s": round(tokens / seconds, 1),
+        "latency_p50_s": _pct(latencies, 50), "latency_p99_s": _pct(latencies, 99),
+    }
+
+
+def run_served(config_path: Path, questions: list[str], levels: list[int], batch_rps: float) -> list[dict[str, Any]]:
+    """``sage serve examples/rag_serve.py``, then the questions at each concurrency level."""
+    from sage_serve.testing import ServerProcess
+
+    server = ServerProcess(EXAMPLES / "rag_serve.py", env={"SAGE_RAG_CONFIG": str(config_path)}).wait_ready()
+    try:
+        asyncio.run(_ask_all(server.url, questions[:1], 1))  # warm-up
+        lines = []
+        for level in levels:
+            began = time.perf_counter()
+            results = asyncio.run(_ask_all(server.url, questions, level))
+            seconds = time.perf_counter() - began
+            done = [r for r in results if r["error"] is None]
+            latencies = sorted(r["latency_s"] for r in done)
+            ttfts = sorted(r["ttft_s"] for r in done if r["ttft_s"] is not None)
+            rps = len(done) / seconds
+            lines.append({
+                "bench": "serve", "mode": "served", "concurrency": level, "requests": len(done),
+                "failed": len(results) - len(done), "seconds": round(seconds, 3), "requests_per_s": round(rps, 3),
+                "tokens_per_s": round(sum(r["tokens"] for r in done) / seconds, 1),
+                "latency_p50_s": _pct(latencies, 50), "latency_p99_s": _pct(latencies, 99),
+                "ttft_p50_s": _pct(ttfts, 50), "ttft_p99_s": _pct(ttfts, 99),
+                "vs_batch": round(rps / batch_rps, 3) if batch_rps else None,
+            })
+    finally:
+        server.terminate()
+    return lines
+
+
+async def _ask_all(url: str, questions: list[str], concurrency: int) -> list[dict[str, Any]]:
+    import httpx
+
+    slots = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
+
+        async def ask(question: str) -> dict[str, Any]:
+            async with slots:
+                return await _ask(client, question)
+
+        return await asyncio.gather(*(ask(q) for q in questions))
+
+
+async def _ask(client: Any, question: str) -> dict[str, Any]:
+    """One streamed request: latency, time to the first content token, tokens (content chunks)."""
+    body = {"model": "rag", "stream": True, "messages": [{"role": "user", "content": question}]}
+    began = time.perf_counter()
+    first, tokens, error = None, 0, None
+    async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        if response.status_code != 200:
+            return {"error": (await response.aread()).decode(), "latency_s": 0.0, "ttft_s": None, "tokens": 0}
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            data = json.loads(line[6:])
+            if "error" in data:
+                error = data["error"]["message"]
+                break
+            if data["choices"] and data["choices"][0]["delta"].get("content"):
+                tokens += 1
+                first = first or time.perf_counter() - began
+    return {"error": error, "latency_s": time.perf_counter() - began, "ttft_s": first, "tokens": tokens}
+
+
+def _pct(values: list[float], q: int) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return round(values[0], 4)
+    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 4)
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=EXAMPLES / "rag_cpu.yaml", help="services config (default: examples/rag_cpu.yaml)")
+    parser.add_argument("--questions", type=int, default=None, help="the first N shipped questions (default: all 59)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32], help="concurrent clients per served run")
+    args = parser.parse_args()
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")  # stdout holds the JSON lines only
+    return args
+
+
+if __name__ == "__main__":
+    main()

@@ -107,6 +107,9 @@ class RequestSource(SourceFunction):
         """The next request record."""
         return self.book.next_record()
 
+    def __deepcopy__(self, memo: dict) -> "RequestSource":
+        return RequestSource(self.book)  # parallel instances share the endpoint's book
+
 
 class ResponseSink(SinkFunction):
     """The end of a served pipeline: hands each :class:`Answer` to the request waiting for it.
@@ -132,6 +135,9 @@ class ResponseSink(SinkFunction):
                 close()
             return
         reply.answer(data)
+
+    def __deepcopy__(self, memo: dict) -> "ResponseSink":
+        return ResponseSink(self.book)  # parallel instances share the endpoint's book
 
 
 def default_request_id(record: Any) -> Any:

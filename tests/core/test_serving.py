@@ -143,3 +143,13 @@ def test_drain_finishes_what_ends_in_time_and_cancels_the_rest(env: LocalEnviron
     with pytest.raises(ServingError) as caught:
         ask(endpoint, "late")
     assert caught.value.reason == "unavailable"
+
+
+@pytest.mark.timeout(60)
+def test_parallel_steps_and_replies_share_the_endpoint(env: LocalEnvironment) -> None:
+    endpoint = ChatEndpoint(env, "wide")
+    endpoint.requests().map(Shout, parallelism=2).sink(endpoint.replies(), parallelism=2)
+    serving_plan(env).start()
+    asked = [ask(endpoint, f"q{i}") for i in range(20)]
+    assert [outcome(events)[0] for _, events in asked] == [f"Q{i}" for i in range(20)]
+    serving_plan(env).drain(5.0)

@@ -19,8 +19,9 @@ __all__ = ["serve"]
               help="Seconds a request may take before it gets 504 (default: each endpoint's timeout_s).")
 @click.option("--drain-timeout", "drain_s", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="On SIGTERM, seconds to finish requests in flight before cancelling the rest.")
+@click.option("--monitor", is_flag=True, help="Also serve sage-monitor's dashboard and Prometheus /metrics for the job (when installed).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="warning", show_default=True)
-def serve(path: str, host: str, port: int, api_key: str | None, timeout_s: float | None, drain_s: float, log_level: str) -> None:
+def serve(path: str, host: str, port: int, api_key: str | None, timeout_s: float | None, drain_s: float, monitor: bool, log_level: str) -> None:
     """Serve the pipelines of FILE.py over HTTP, OpenAI-compatible.
 
     FILE.py builds an environment with a ChatEndpoint per model (sage_core.serving) and calls
@@ -43,6 +44,8 @@ def serve(path: str, host: str, port: int, api_key: str | None, timeout_s: float
     except NotServable as exc:
         sock.close()
         raise click.ClickException(str(exc)) from None
+    if monitor:
+        env.config.job.monitor = True
     served = ServedEnvironment(env, plan, drain_s=drain_s, timeout_s=timeout_s)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host

@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any, Callable
 
+from sage_core.api.collect import MAX_BUFFERED, CollectSink, Collected
 from sage_core.api.functions import (
     BaseFunction,
     CoMapFunction,
@@ -86,6 +87,19 @@ class DataStream:
     ) -> None:
         """Consume the stream."""
         self._then(OpKind.SINK, function, SinkFunction, parallelism, name)
+
+    def collect(self, *, max_buffered: int = MAX_BUFFERED) -> Collected:
+        """Bring this stream's records back to the driver, in order of arrival, on any runtime.
+
+        Returns a :class:`~sage_core.api.collect.Collected`: after ``env.submit()`` its ``records``
+        hold every record; with ``submit(autostop=False)`` iterate it to consume records as they
+        come. At most ``max_buffered`` batches wait in between (the sink then waits: backpressure).
+        """
+        channel = self.env.collect_channel(max_buffered)
+        collected = Collected(channel)
+        self.sink(CollectSink(channel), name="collect")
+        self.env.collectors.append(collected)
+        return collected
 
     def print(self, prefix: str = "") -> None:
         """Sink that prints every record."""

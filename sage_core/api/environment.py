@@ -7,6 +7,7 @@ import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from sage_core.api.collect import Channel, Collected, LocalChannel
 from sage_core.api.datastream import DataStream
 from sage_core.api.functions import BaseFunction, BatchFunction, RuntimeContext, SourceFunction
 from sage_core.compiler.logical import LogicalGraph, OperatorSpec, OpKind
@@ -42,6 +43,8 @@ class BaseEnvironment:
         if self.config.services:
             self.services.register_config({k: v.model_dump() for k, v in self.config.services.items()})
         self.jobs: list[JobHandle] = []
+        self.collectors: list[Collected] = []
+        """Collected streams of the next submit (``stream.collect()``)."""
         self._dead_letter_sink: Callable[[DeadLetter], None] | None = None
         _OPEN.add(self)
 
@@ -109,6 +112,9 @@ class BaseEnvironment:
         errors = ErrorPolicy(self.config.job.error_policy, self._dead_letter_sink)
         runtime = self._make_runtime(graph, errors)
         job = JobHandle(self.name, graph, runtime, errors, self.services)
+        job.collectors, self.collectors = self.collectors, []
+        for collected in job.collectors:
+            collected.job = job
         job.monitor = self.config.job.monitor if monitor is None else monitor  # type: ignore[attr-defined]
         hooks = get_plugin_manager().pm.hook
         job.on_finished(lambda j: _call_hook(hooks.sage_job_finished, job=j, summary=j.summary()))
@@ -142,6 +148,10 @@ class BaseEnvironment:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+    def collect_channel(self, max_buffered: int) -> Channel:
+        """The channel that brings a collected stream's records to the driver (local: a bounded queue)."""
+        return LocalChannel(max_buffered)
 
     def _make_services(self) -> ServiceManager:
         """The service manager of this environment (local replicas; Ray actors on Ray)."""

@@ -18,12 +18,15 @@ See :mod:`sage_core.runtime.ray` for the delivery guarantee.
 
 from __future__ import annotations
 
+import warnings
+from collections import deque
 from pathlib import Path
 from typing import Any, Mapping
 
 from pydantic import ValidationError
 
 from sage_core.api.environment import BaseEnvironment
+from sage_core.compiler.logical import OpKind
 from sage_core.compiler.physical import Chain, PhysicalGraph
 from sage_core.config import SageConfig, load_config
 from sage_core.plugins.manager import ConfigError
@@ -73,6 +76,16 @@ class RemoteEnvironment(BaseEnvironment):
         super().close()
         for job in self.jobs:
             job.runtime.release()  # type: ignore[attr-defined]
+            for collected in job.collectors:
+                collected.pump()
+                collected.channel.close()  # type: ignore[attr-defined]
+
+    def collect_channel(self, max_buffered: int) -> Any:
+        """A bounded Ray queue: collecting sinks in task actors put, the driver gets."""
+        from sage_core.api.collect import REMOTE_BATCH
+        from sage_core.runtime.ray.collect import RayChannel
+
+        return RayChannel(max_buffered, REMOTE_BATCH)
 
     def _ray_service(self, name: str, config: ServiceConfig) -> Any:
         from sage_core.runtime.ray.services import RayService
@@ -83,6 +96,7 @@ class RemoteEnvironment(BaseEnvironment):
         from sage_core.runtime.ray.runtime import RayRuntime
 
         self._check_task_resources(graph)
+        _warn_about_driver_side_sinks(graph)
         services = {n: self.services.service(n).handle() for n in self.services.names()}  # type: ignore[attr-defined]
         return RayRuntime(
             graph,
@@ -110,6 +124,21 @@ class RemoteEnvironment(BaseEnvironment):
             if not any(_names(key, op) for op in operators):
                 msg = f"task_resources: no operator named {key!r}; operators: {', '.join(operators)}"
                 raise ConfigError(msg)
+
+
+def _warn_about_driver_side_sinks(graph: PhysicalGraph) -> None:
+    """A sink such as ``results.append`` runs in an actor on Ray and fills the actor's copy: say so."""
+    for chain in graph.chains.values():
+        for op_id in chain.operators:
+            spec = graph.operator(op_id)
+            owner = getattr(spec.function, "__self__", None)
+            if spec.kind is OpKind.SINK and isinstance(owner, (list, dict, set, deque, bytearray)):
+                warnings.warn(
+                    f"{spec.label} runs in a Ray actor: it fills that actor's copy of the {type(owner).__name__}, "
+                    "and the driver's stays empty. Use stream.collect() to get records back in the driver.",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
 
 
 def _names(key: str, op_id: str) -> bool:

@@ -32,6 +32,9 @@ STOP_TIMEOUT_S = 5.0
 CANCEL_JOIN_S = 1.0
 """How long ``cancel()`` waits for tasks to leave the record in hand before it reports them."""
 
+COLLECT_POLL_S = 0.05
+"""While waiting, how often collected records move from their channel to the driver."""
+
 log = logging.getLogger("sage.job")
 
 
@@ -78,6 +81,8 @@ class JobHandle:
         self._cancelled = False
         self._finished_callbacks: list[Any] = []
         self._finish_lock = threading.Lock()
+        self.collectors: list[Any] = []
+        """The job's collected streams (``stream.collect()``), filled while it is waited on."""
 
     @property
     def status(self) -> str:
@@ -106,7 +111,7 @@ class JobHandle:
         """
         try:
             with terminate_as_interrupt():
-                done = self.runtime.join(timeout)
+                done = self._join(timeout)
         except KeyboardInterrupt:
             self.interrupt()
             raise
@@ -126,7 +131,7 @@ class JobHandle:
         if self.running:
             self._stopped = True
             self.runtime.stop()
-            if not self.runtime.join(timeout):
+            if not self._join(timeout):
                 return self.cancel()
             self._finish()
         return self.status
@@ -136,7 +141,7 @@ class JobHandle:
         if self.running:
             self._cancelled = True
             self.runtime.cancel()
-            if self.runtime.join(CANCEL_JOIN_S):
+            if self._join(CANCEL_JOIN_S):
                 self._finish()
             else:
                 log.warning(
@@ -144,6 +149,21 @@ class JobHandle:
                     self.name, ", ".join(self.runtime.running_tasks()),
                 )
         return self.status
+
+    def _join(self, timeout: float | None) -> bool:
+        """Wait for the tasks like ``runtime.join``, moving collected records to the driver meanwhile."""
+        if not self.collectors:
+            return self.runtime.join(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            step = COLLECT_POLL_S if deadline is None else max(0.0, min(COLLECT_POLL_S, deadline - time.monotonic()))
+            moved = sum(collected.pump(wait_s=step / len(self.collectors)) for collected in self.collectors)
+            if self.runtime.join(0 if moved else step / 10):
+                for collected in self.collectors:
+                    collected.pump()
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
 
     def interrupt(self) -> None:
         """What Ctrl-C does: say so on one line, stop with the short deadline; a second Ctrl-C cancels now."""

@@ -256,3 +256,29 @@ def test_each_submit_runs_only_the_streams_built_since_the_previous_one() -> Non
     with pytest.raises(ValueError, match="already submitted"):
         stream.map(lambda x: x)
     env.close()
+
+
+def test_collect_brings_every_record_back_after_submit() -> None:
+    env = LocalEnvironment("collect")
+    doubled = env.from_batch(range(50_000)).map(lambda x: x * 2).collect(max_buffered=4)
+    env.submit()
+    env.close()
+    assert doubled.records == [x * 2 for x in range(50_000)]
+
+
+def test_collect_streams_to_an_iterating_driver_with_backpressure(no_leaked_threads: None) -> None:
+    env = LocalEnvironment("collect-live")
+    live = env.from_source(Counter).collect(max_buffered=512)
+    job = env.submit(autostop=False)
+    got: list[int] = []
+    for record in live:
+        got.append(record)
+        if len(got) == 1000:
+            in_flight = job.summary()["operators"]["source"]["out"] - len(got)
+            assert in_flight < 4 * 512, "the source waits while the driver does not read"
+            job.stop()
+    env.close()
+    assert got[:1000] == list(range(1, 1001))
+    assert got == list(range(1, len(got) + 1)), "in order of arrival, none lost"
+    ops = assert_accounted(job)
+    assert ops["collect"]["in"] == len(got)

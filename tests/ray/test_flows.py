@@ -233,3 +233,51 @@ def test_a_service_failure_reaches_the_job_as_the_service_error(environment) -> 
         env.submit()
     assert "service 'svc': answer() failed on backend Flaky: RuntimeError: primary down" in str(failure.value)
     assert type(failure.value.cause).__name__ == "ServiceError" and failure.value.cause.service == "svc"
+
+
+def test_collect_brings_records_back_to_the_driver_in_order(environment) -> None:
+    env = environment("collect")
+    doubled = env.from_batch(list(range(2000))).map(lambda x: x * 2).collect(max_buffered=512)
+    env.submit()
+    assert doubled.records == [x * 2 for x in range(2000)]
+
+
+def test_collect_streams_while_the_job_runs(environment) -> None:
+    env = environment("collect-live")
+    live = env.from_source(Ticks).collect()
+    job = env.submit(autostop=False)
+    got: list[int] = []
+    for record in live:
+        got.append(record)
+        if len(got) == 300:
+            job.stop(timeout=60)
+    assert got == list(range(1, len(got) + 1)) and len(got) >= 300
+
+
+def slow_identity(x: int) -> int:
+    time.sleep(0.01)
+    return x
+
+
+def test_cancel_ends_the_job_and_counts_what_it_dropped(environment) -> None:
+    env = environment("cancel", config={"job": {"batch_size": 64, "queue_size": 8}})
+    started = env.from_source(Ticks).rebalance().map(slow_identity).collect()
+    job = env.submit(autostop=False)
+    next(iter(started))
+    assert job.cancel() == "cancelled"
+    job.wait(timeout=60)
+    operators = job.summary()["operators"]
+    for op_id, f in operators.items():
+        assert f["in"] == f["out"] + f["filtered"] + f["failed"] + f["cancelled"], (op_id, f)
+    assert operators["source"]["out"] == operators["slow_identity"]["in"]
+
+
+@pytest.mark.ray
+def test_a_sink_appending_to_a_driver_list_on_ray_warns(environment, request) -> None:
+    if request.node.callspec.params["environment"] != "ray":
+        pytest.skip("a warning about Ray actors")
+    env = environment("warns")
+    results: list[int] = []
+    env.from_batch([1, 2]).sink(results.append)
+    with pytest.warns(RuntimeWarning, match=r"sink list.append \(append\) runs in a Ray actor.*stream.collect\(\)"):
+        env.submit()

@@ -62,16 +62,16 @@ def test_dashboard_shows_live_figures_of_a_running_job(
     page.goto(url + "?interval=400")
 
     page.wait_for_function("() => Number(document.body.dataset.polls || 0) >= 2", timeout=15_000)
-    cell = page.locator('#operators tr[data-op="embed_2"] td.in')
+    cell = page.locator('#operators tr[data-op="embed"] td.in')
     first = int(cell.inner_text().replace(",", ""))
     polls = int(page.evaluate("document.body.dataset.polls"))
     page.wait_for_function(f"() => Number(document.body.dataset.polls) >= {polls + 3}", timeout=15_000)
     second = int(cell.inner_text().replace(",", ""))
-    assert second > first, f"records into embed_2 did not grow between two reads ({first} then {second})"
+    assert second > first, f"records into embed did not grow between two reads ({first} then {second})"
 
     assert page.locator("#job-status").inner_text() == "running"
     assert page.locator(".graph g.chain").count() == len(demo_job.graph.chains)
-    assert page.locator('.graph text.rate[data-op="search_3"]').text_content().endswith("rec/s")
+    assert page.locator('.graph text.rate[data-op="search"]').text_content().endswith("rec/s")
     docs = page.locator('.panel[data-service="docs"]')
     assert docs.locator(".served").count() == 2, "primary and fallback backends are listed"
     assert docs.locator('.batch[data-method="search"]').inner_text().startswith("search: mean")

@@ -46,7 +46,7 @@ def test_top_once_runs_a_pipeline_file_and_prints_its_final_figures(
     result = runner.invoke(build_cli(), ["top", "--once", str(pipeline_file)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "job from-file  [finished]" in result.output
-    row = next(line for line in result.output.splitlines() if "even_3" in line)
+    row = next(line for line in result.output.splitlines() if "even" in line)
     assert re.search(r"\b3,000\b.*\b1,500\b", row), row
     assert "GPU" in result.output
     assert SESSION.hub is None, "the command gives the session back"
@@ -56,11 +56,11 @@ def test_top_once_reads_a_running_dashboard_by_url(
     runner: CliRunner, hub: MonitorHub, server: Any, start_job: Callable[..., Any], wait_for: Callable[..., Any]
 ) -> None:
     hub.watch(start_job(rate=500.0))
-    wait_for(lambda: hub.snapshot()["jobs"][0]["operators"]["numbers_1"]["out"] > 0)
+    wait_for(lambda: hub.snapshot()["jobs"][0]["operators"]["numbers"]["out"] > 0)
     result = runner.invoke(build_cli(), ["top", "--once", "--url", server.url], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "job monitored  [running]" in result.output
-    assert "double_2" in result.output and "quarter_3" in result.output
+    assert "double" in result.output and "quarter" in result.output
 
 
 def test_top_names_the_address_it_cannot_reach(runner: CliRunner) -> None:

@@ -28,7 +28,7 @@ def test_final_figures_match_the_job_summary_and_rates_are_job_means() -> None:
         assert (ours["in"], ours["out"], ours["failed"]) == (figures["in"], figures["out"], figures["failed"])
         expected = (figures["out"] if figures["kind"] == "source" else figures["in"]) / summary["elapsed_s"]
         assert ours["throughput"] == pytest.approx(expected)
-    assert final["operators"]["even_3"]["filtered"] == 5_000
+    assert final["operators"]["even"]["filtered"] == 5_000
     assert collector.collect() is final, "after finish() every poll sees the frozen figures"
 
 
@@ -40,9 +40,9 @@ def test_throughput_is_the_rate_between_snapshots(start_job: Callable[..., Any])
     collector.collect()
     time.sleep(1.0)
     figures = collector.collect()
-    rate = figures["operators"]["numbers_1"]["throughput"]
+    rate = figures["operators"]["numbers"]["throughput"]
     assert 150 <= rate <= 650, f"a source paced at 500/s measured {rate:.0f}/s (the machine is shared: wide band)"
-    assert figures["operators"]["double_2"]["throughput"] == pytest.approx(figures["operators"]["double_2"]["rate_in"])
+    assert figures["operators"]["double"]["throughput"] == pytest.approx(figures["operators"]["double"]["rate_in"])
     assert figures["window_s"] > 0
 
 
@@ -56,12 +56,12 @@ def test_latency_percentiles_come_from_busy_time_per_record(start_job: Callable[
     for _ in range(6):
         collector.collect()
         time.sleep(0.3)
-    latency = collector.collect()["operators"]["double_2"]["latency_ms"]
+    latency = collector.collect()["operators"]["double"]["latency_ms"]
     assert latency["samples"] >= 3
     assert 1.9 <= latency["p50"] <= 50, latency
     assert latency["p50"] <= latency["p95"] <= latency["p99"]
     assert 1.9 <= latency["mean"] <= 50
-    fast = collector.collect()["operators"]["quarter_3"]["latency_ms"]
+    fast = collector.collect()["operators"]["quarter"]["latency_ms"]
     assert fast["p50"] is not None and fast["p50"] < latency["p50"], "a cheap filter is faster than a sleeping map"
 
 
@@ -76,7 +76,7 @@ def test_queue_depth_shows_batches_waiting_before_a_slow_parallel_stage(
     job = start_job(rate=5000.0, map_fn=slow, parallelism=2, config=config)
     collector = PipelineCollector(job, min_interval_s=0.0)
     queues = wait_for(lambda: {t: d for t, d in collector.collect()["queues"].items() if d > 0}, timeout=10)
-    assert all(task.startswith("double_2") for task in queues), queues
+    assert all(task.startswith("double") for task in queues), queues
     assert max(queues.values()) <= 8, "never more than queue_size batches wait"
 
 
@@ -90,12 +90,12 @@ def test_failed_records_are_counted_as_errors_of_their_operator(
 
     job = start_job(rate=2000.0, map_fn=picky, config={"job": {"error_policy": "skip"}})
     collector = PipelineCollector(job, min_interval_s=0.0)
-    wait_for(lambda: collector.collect()["operators"]["double_2"]["errors"] >= 20)
+    wait_for(lambda: collector.collect()["operators"]["double"]["errors"] >= 20)
     job.stop()
     final = collector.finish(job.summary())
-    double = final["operators"]["double_2"]
+    double = final["operators"]["double"]
     assert double["errors"] == double["failed"] == double["in"] // 10
-    assert final["operators"]["numbers_1"]["errors"] == 0
+    assert final["operators"]["numbers"]["errors"] == 0
 
 
 class Broken:

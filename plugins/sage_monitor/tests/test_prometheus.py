@@ -66,7 +66,7 @@ def test_metrics_endpoint_exposes_operators_queues_services_and_gpus(hub: Monito
         (out,) = samples(records, job="scraped", operator=op_id, direction="out")
         assert (in_.value, out.value) == (figures["in"], figures["out"])
         assert in_.name == "sage_operator_records_total"
-    (failed,) = samples(families["sage_operator_failed"], operator="work_2")
+    (failed,) = samples(families["sage_operator_failed"], operator="work")
     assert failed.value == 20
     assert {s.labels["task"] for s in families["sage_queue_depth"].samples} == set(metrics["queues"])
     calls = {

@@ -21,6 +21,9 @@ from sage_core.runtime.records import OperatorStats
 
 DEFAULT_CAPACITY = 256
 
+CANCEL_GRANULARITY_S = 0.02
+"""Batches faster than this on average run to their end after a cancel; slower ones stop at the next record."""
+
 
 class _Failed:
     """Stands in the results for a record whose call raised; false, so filters drop it."""
@@ -66,7 +69,15 @@ class OperatorRunner:
         """Drop what the runner still holds (the job was cancelled): counted as cancelled."""
 
     def admitted(self, batch: list) -> Any:
-        """The records of ``batch`` this runner may still process: all of them unless the job is cancelled."""
+        """The records of ``batch`` this runner may still process: all of them unless the job is cancelled.
+
+        A runner whose batches have taken under :data:`CANCEL_GRANULARITY_S` on average iterates the
+        batch plainly (a cancel waits for the batch's end, soon); a slow one, or a new one, goes
+        through its permit, which a cancel empties to stop at the next record.
+        """
+        stats = self.stats
+        if stats.batches and stats.busy_s < CANCEL_GRANULARITY_S * stats.batches:
+            return iter(batch)
         return compress(batch, self.permit.cover(len(batch)))
 
     def cancelled(self, count: int) -> None:

@@ -29,6 +29,9 @@ _EXPORTS: dict[str, str] = {
     "RuntimeContext": "sage_core.api.functions",
     "JobHandle": "sage_core.runtime.job",
     "JobFailed": "sage_core.runtime.job",
+    "OpenFailed": "sage_core.runtime.errors",
+    "CloseFailed": "sage_core.runtime.errors",
+    "Collected": "sage_core.api.collect",
     "PipelineError": "sage_core.compiler.validate",
     # config
     "SageConfig": "sage_core.config",

@@ -19,6 +19,9 @@ __all__ = ["SnapshotCollector", "gpu_families", "job_families", "render"]
 
 QUANTILES = (("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99"))
 
+JOB_STATUSES = ("running", "finishing", "finished", "stopped", "cancelled", "failed")
+"""Every status ``sage_job_status`` reports (``finishing``: the tasks ended, the owner has not waited yet)."""
+
 
 class SnapshotCollector:
     """A ``prometheus_client`` collector reading the hub on every ``collect()``."""
@@ -55,6 +58,11 @@ def render(hub: MonitorHub, accept: str = "") -> tuple[bytes, str]:
 def job_families(jobs: list[dict[str, Any]]) -> Iterator[Metric]:
     """Job, operator, queue and service families for every watched job."""
     running = GaugeMetricFamily("sage_job_running", "1 while the job runs, 0 once it ended", labels=["job", "status"])
+    statuses = GaugeMetricFamily(
+        "sage_job_status",
+        "1 for the job's current status, 0 for the others (" + " | ".join(JOB_STATUSES) + ")",
+        labels=["job", "status"],
+    )
     elapsed = GaugeMetricFamily(
         "sage_job_elapsed_seconds", "Seconds since the job started (to its end once ended)", labels=["job"]
     )
@@ -70,6 +78,11 @@ def job_families(jobs: list[dict[str, Any]]) -> Iterator[Metric]:
     )
     filtered = CounterMetricFamily("sage_operator_filtered", "Records a filter dropped", labels=["job", "operator"])
     failed = CounterMetricFamily("sage_operator_failed", "Records whose function raised", labels=["job", "operator"])
+    cancelled = CounterMetricFamily(
+        "sage_operator_cancelled",
+        "Records a cancel (or a stop past its deadline) dropped: in = out + filtered + failed + cancelled",
+        labels=["job", "operator"],
+    )
     busy = CounterMetricFamily(
         "sage_operator_busy_seconds", "Seconds an operator spent processing batches", labels=["job", "operator"]
     )
@@ -86,6 +99,8 @@ def job_families(jobs: list[dict[str, Any]]) -> Iterator[Metric]:
         name = str(job.get("job", ""))
         status = str(job.get("status", ""))
         running.add_metric([name, status], 1.0 if status == "running" else 0.0)
+        for known in (*JOB_STATUSES, status) if status and status not in JOB_STATUSES else JOB_STATUSES:
+            statuses.add_metric([name, known], 1.0 if known == status else 0.0)
         elapsed.add_metric([name], float(job.get("elapsed_s") or 0.0))
         for op_id, op in job.get("operators", {}).items():
             labels = [name, op_id]
@@ -94,6 +109,7 @@ def job_families(jobs: list[dict[str, Any]]) -> Iterator[Metric]:
             emitted.add_metric(labels, op.get("emitted", 0))
             filtered.add_metric(labels, op.get("filtered", 0))
             failed.add_metric(labels, op.get("failed", 0))
+            cancelled.add_metric(labels, op.get("cancelled", 0))
             busy.add_metric(labels, float(op.get("busy_s", 0.0)))
             parallelism.add_metric(labels, op.get("parallelism", 1))
             figures = op.get("latency_ms") or {}
@@ -102,12 +118,18 @@ def job_families(jobs: list[dict[str, Any]]) -> Iterator[Metric]:
                     latency.add_metric([*labels, quantile], figures[key] / 1000.0)
         for task, depth in (job.get("queues") or {}).items():
             queues.add_metric([name, task], depth)
-    yield from (running, elapsed, records, emitted, filtered, failed, busy, latency, parallelism, queues)
+    yield from (running, statuses, elapsed, records, emitted, filtered, failed, cancelled, busy, latency, parallelism)
+    yield queues
     yield from service_families(jobs)
 
 
 def service_families(jobs: list[dict[str, Any]]) -> Iterator[Metric]:
-    """Per service: calls by serving backend, errors, fallbacks, latency, batch sizes, replica load."""
+    """Per service: calls by serving backend, errors, fallbacks, latency, batch sizes, start failures,
+    restarts, replica load.
+
+    A start failure's reason (an exception's text) is no label (its values are unbounded): it is in the
+    log line the service writes and in the dashboard; here each backend counts its failed replicas.
+    """
     by_service = ["job", "service"]
     by_replica = ["job", "service", "backend", "replica"]
     calls = CounterMetricFamily(
@@ -136,6 +158,19 @@ def service_families(jobs: list[dict[str, Any]]) -> Iterator[Metric]:
     usable = GaugeMetricFamily(
         "sage_service_backend_usable", "1 when a backend of the chain can serve", labels=[*by_service, "backend"]
     )
+    start_failures = CounterMetricFamily(
+        "sage_service_start_failures",
+        "Replicas of a backend that failed to start and were skipped for the next fallback (reason: log, dashboard)",
+        labels=[*by_service, "backend"],
+    )
+    restarts = CounterMetricFamily(
+        "sage_service_restarts", "Process replicas restarted after their process died", labels=by_service
+    )
+    replica_restarts = CounterMetricFamily(
+        "sage_service_replica_restarts",
+        "Times a process replica was restarted after its process died",
+        labels=by_replica,
+    )
     load = GaugeMetricFamily(
         "sage_service_replica_in_flight", "Calls in flight on a replica (its load)", labels=by_replica
     )
@@ -161,6 +196,13 @@ def service_families(jobs: list[dict[str, Any]]) -> Iterator[Metric]:
                 rows.add_metric([*labels, method], stats.get("rows", 0))
                 batch.add_metric([*labels, method, "mean"], stats.get("mean_rows", 0.0))
                 batch.add_metric([*labels, method, "max"], stats.get("max_rows", 0))
+            restarts.add_metric(labels, figures.get("restarts", 0))
+            failures = {str(group.get("backend", "")): 0 for group in figures.get("backends") or []}
+            for failure in figures.get("start_failures") or []:
+                backend = str(failure.get("backend", ""))
+                failures[backend] = failures.get(backend, 0) + 1
+            for backend, count in failures.items():
+                start_failures.add_metric([*labels, backend], count)
             for group in figures.get("backends") or []:
                 backend = str(group.get("backend", ""))
                 usable.add_metric([*labels, backend], 1.0 if group.get("usable") else 0.0)
@@ -169,6 +211,7 @@ def service_families(jobs: list[dict[str, Any]]) -> Iterator[Metric]:
                     load.add_metric(replica_labels, replica.get("in_flight", 0))
                     served.add_metric(replica_labels, replica.get("served", 0))
                     failed.add_metric(replica_labels, replica.get("failed", 0))
+                    replica_restarts.add_metric(replica_labels, replica.get("restarts", 0))
     yield from (
         calls,
         errors,
@@ -180,9 +223,12 @@ def service_families(jobs: list[dict[str, Any]]) -> Iterator[Metric]:
         batches,
         rows,
         usable,
+        start_failures,
+        restarts,
         load,
         served,
         failed,
+        replica_restarts,
     )
 
 

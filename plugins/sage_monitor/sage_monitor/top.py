@@ -1,7 +1,8 @@
 """``sage top``: the dashboard's figures as rich tables in the terminal.
 
 :func:`render` turns one snapshot (the JSON of ``/api/metrics``) into tables: per job its operators
-(records, throughput, latency, errors), task queues and services, then the GPUs. :class:`TopDisplay`
+(records, cancelled, throughput, latency, errors), task queues and services (with start failures and
+restarts), then the GPUs. :class:`TopDisplay`
 redraws a ``rich.live.Live`` from a thread named ``sage-monitor-top`` while a pipeline file runs in
 the main thread; :func:`fetch` reads a running dashboard.
 """
@@ -93,10 +94,28 @@ class TopDisplay:
 # --------------------------------------------------------------------------- tables
 
 
+STATUS_STYLES = {
+    "running": "green",
+    "finishing": "cyan",
+    "finished": "blue",
+    "stopped": "blue",
+    "cancelled": "yellow",
+    "failed": "red",
+}
+"""The colour of each job status in a table's title."""
+
+
 def _job_tables(job: dict[str, Any]) -> list[RenderableType]:
-    title = Text(f"job {job.get('job')}  [{job.get('status')}]  {_num(job.get('elapsed_s'), 1)} s", style="bold")
+    status = str(job.get("status"))
+    title = Text.assemble(
+        f"job {job.get('job')}  [",
+        (status, STATUS_STYLES.get(status, "")),
+        f"]  {_num(job.get('elapsed_s'), 1)} s",
+        style="bold",
+    )
     ops = Table(title=title, title_justify="left", expand=False)
-    for column in ("operator", "kind", "×", "in", "out", "failed", "rec/s", "mean ms", "p50 ms", "p95 ms", "p99 ms"):
+    columns = ("operator", "kind", "×", "in", "out", "filtered", "failed", "cancelled", "rec/s")
+    for column in (*columns, "mean ms", "p50 ms", "p95 ms", "p99 ms"):
         ops.add_column(column, justify="left" if column in ("operator", "kind") else "right")
     for op_id, op in (job.get("operators") or {}).items():
         latency = op.get("latency_ms") or {}
@@ -106,7 +125,9 @@ def _job_tables(job: dict[str, Any]) -> list[RenderableType]:
             str(op.get("parallelism", 1)),
             _int(op.get("in")),
             _int(op.get("out")),
+            _int(op.get("filtered")),
             Text(_int(op.get("failed")), style="red" if op.get("failed") else ""),
+            Text(_int(op.get("cancelled")), style="yellow" if op.get("cancelled") else ""),
             _num(op.get("throughput"), 0),
             _num(latency.get("mean"), 3),
             _num(latency.get("p50"), 3),
@@ -125,6 +146,9 @@ def _job_tables(job: dict[str, Any]) -> list[RenderableType]:
     services = job.get("services") or {}
     if services:
         tables.append(_service_table(services))
+        failures = _start_failures(services)
+        if failures is not None:
+            tables.append(failures)
     return tables
 
 
@@ -138,15 +162,16 @@ def _service_table(services: dict[str, Any]) -> Table:
         "calls/s",
         "errors",
         "fallbacks",
+        "start failures",
+        "restarts",
         "served by",
         "p50 ms",
         "p99 ms",
         "batch rows",
         "in flight",
     ):
-        table.add_column(
-            column, justify="left" if column in ("service", "kind", "state", "served by", "batch rows") else "right"
-        )
+        left = column in ("service", "kind", "state", "start failures", "served by", "batch rows")
+        table.add_column(column, justify="left" if left else "right")
     for name, figures in services.items():
         if not isinstance(figures, dict):
             continue
@@ -156,14 +181,21 @@ def _service_table(services: dict[str, Any]) -> Table:
             for method, stats in (figures.get("batch") or {}).items()
         )
         served_by = ", ".join(f"{backend} {count}" for backend, count in (figures.get("served_by") or {}).items())
+        failed_backends: dict[str, int] = {}
+        for failure in figures.get("start_failures") or []:
+            backend = str(failure.get("backend"))
+            failed_backends[backend] = failed_backends.get(backend, 0) + 1
+        start_failures = ", ".join(f"{backend} {count}" for backend, count in failed_backends.items())
         table.add_row(
             Text(name),
-            Text(str(figures.get("kind", ""))),
+            Text(str(figures.get("kind") or "-")),
             Text(str(figures.get("state", ""))),
             _int(figures.get("calls")),
             _num(figures.get("calls_per_s"), 1),
             Text(_int(figures.get("errors")), style="red" if figures.get("errors") else ""),
             Text(_int(figures.get("fallback_calls")), style="yellow" if figures.get("fallback_calls") else ""),
+            Text(start_failures or "-", style="yellow" if start_failures else ""),
+            Text(_int(figures.get("restarts")), style="yellow" if figures.get("restarts") else ""),
             Text(served_by),
             _num(latency.get("p50"), 3),
             _num(latency.get("p99"), 3),
@@ -171,6 +203,19 @@ def _service_table(services: dict[str, Any]) -> Table:
             _int(figures.get("in_flight")),
         )
     return table
+
+
+def _start_failures(services: dict[str, Any]) -> Text | None:
+    """One line per backend replica that failed to start: service, backend, replica and the reason."""
+    lines = [
+        f"  {name} · {failure.get('backend')} ({failure.get('replica')}): {failure.get('reason')}"
+        for name, figures in services.items()
+        if isinstance(figures, dict)
+        for failure in figures.get("start_failures") or []
+    ]
+    if not lines:
+        return None
+    return Text("start failures (skipped for the next fallback):\n" + "\n".join(lines), style="yellow")
 
 
 def _gpu_table(gpu: dict[str, Any]) -> RenderableType:

@@ -7,11 +7,17 @@
 from __future__ import annotations
 
 import functools
+import os
+import signal
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # process replicas import monitor_backends by module name
 
 
 @pytest.fixture(autouse=True)
@@ -172,3 +178,82 @@ def probe_plugin() -> Iterator[Any]:
     manager.register(plugin, name="probe-plugin")
     yield plugin
     manager.unregister("probe-plugin")
+
+
+# --------------------------------------------------------------------------- edges: cancel, start failures, restarts
+
+
+@pytest.fixture
+def cancelled_job() -> Iterator[Any]:
+    """A job cancelled with a full backlog, whose service ``names`` started on its fallback.
+
+    counter (unbounded source) -> lookup_slowly (a slow map calling ``names``) -> sink. The primary
+    backend ``NoGpu`` raises RuntimeError at creation, so ``OnCpu`` serves; once the map's inbox is full
+    the job is cancelled, so the records waiting there are counted as ``cancelled``.
+    """
+    from monitor_backends import NoGpu, OnCpu
+
+    from sage_core import LocalEnvironment
+
+    env = LocalEnvironment("cancelled", config={"job": {"queue_size": 8, "batch_size": 32}})
+    env.register_service("names", NoGpu, fallback=[{"factory": OnCpu}])
+    started, pace = threading.Event(), threading.Event()  # pace is never set: its wait paces the map
+
+    def lookup_slowly(n: int) -> str:
+        started.set()
+        pace.wait(0.005)
+        return env.services.sync["names"].lookup(key=str(n))
+
+    env.from_source(counter()).rebalance().map(lookup_slowly).sink(lambda key: None)
+    job = env.submit(autostop=False)
+    try:
+        assert started.wait(30), "the map never got a record"
+        full = threading.Event()
+        while not full.wait(0.01):
+            if sum(job.runtime.queue_depths().values()) >= 8:
+                full.set()
+        assert job.cancel() == "cancelled"
+        yield job
+    finally:
+        env.close()
+
+
+@pytest.fixture
+def restarted_job() -> Iterator[Any]:
+    """A finished job whose service ``where`` (``isolation: process``) had its child killed and restarted once."""
+    from monitor_backends import Pid
+
+    from sage_core import LocalEnvironment
+
+    env = LocalEnvironment("restarted")
+    env.register_service("where", Pid, isolation="process", restart={"backoff_s": 0})
+
+    def ask_pid(n: int) -> int:
+        return env.services.sync["where"].pid()
+
+    env.from_batch(range(3)).map(ask_pid).sink(lambda pid: None)
+    try:
+        job = env.submit(autostop=True)
+        (replica,) = env.services.service("where").chain[0].replicas
+        os.kill(replica.pid, signal.SIGKILL)
+        assert replica.wait_ready(60, restarts=1), f"the replica was not restarted: {replica.state}"
+        assert env.services.sync["where"].pid() == replica.pid != os.getpid()
+        yield job
+    finally:
+        env.close()
+
+
+@functools.cache
+def counter() -> type:
+    """``Counter``: an unbounded source of increasing integers, as fast as its consumer takes them."""
+    from sage_core import SourceFunction
+
+    class Counter(SourceFunction):
+        def __init__(self) -> None:
+            self.n = 0
+
+        def execute(self, data: Any = None) -> int:
+            self.n += 1
+            return self.n
+
+    return Counter

@@ -161,11 +161,13 @@ function renderOperators(job) {
     const lat = f.latency_ms || {};
     const cells = [
       ["op", op], ["kind", f.kind], ["parallelism", f.parallelism], ["in", fmt(f.in)], ["out", fmt(f.out)],
-      ["filtered", fmt(f.filtered)], ["failed", fmt(f.failed)], ["throughput", fmt(f.throughput)],
+      ["filtered", fmt(f.filtered)], ["failed", fmt(f.failed)], ["cancelled", fmt(f.cancelled)],
+      ["throughput", fmt(f.throughput)],
       ["mean", fmt(lat.mean, 3)], ["p50", fmt(lat.p50, 3)], ["p95", fmt(lat.p95, 3)], ["p99", fmt(lat.p99, 3)],
     ];
+    const flagged = { failed: f.failed ? "bad" : "", cancelled: f.cancelled ? "warn" : "" };
     return el("tr", { "data-op": op }, ...cells.map(([name, value]) =>
-      el("td", { class: name === "failed" && f.failed ? "failed bad" : name, text: String(value) })));
+      el("td", { class: flagged[name] ? `${name} ${flagged[name]}` : name, text: String(value) })));
   });
   body.replaceChildren(...rows);
 }
@@ -189,10 +191,16 @@ function servicePanel(name, f) {
   const replicas = [];
   for (const group of f.backends || []) {
     for (const r of group.replicas || []) {
-      replicas.push(el("tr", {}, el("td", { text: group.backend }), el("td", { text: r.replica }), el("td", { text: r.state + (r.stale ? " (stale)" : "") }),
+      const restarted = r.restarts ? `, restarted ${r.restarts}×` : "";
+      replicas.push(el("tr", {}, el("td", { text: group.backend }), el("td", { text: r.replica }),
+        el("td", { class: r.restarts ? "warn" : null, title: r.error || null, text: r.state + (r.stale ? " (stale)" : "") + restarted }),
         el("td", { class: "load", text: fmt(r.in_flight) }), el("td", { text: fmt(r.served) }), el("td", { class: r.failed ? "bad" : "", text: fmt(r.failed) })));
     }
   }
+  // backends that failed to start (skipped for the next fallback), with the reason the service logged
+  const failures = (f.start_failures || []).map((failure) =>
+    el("li", { class: "start-failure", "data-backend": failure.backend, "data-replica": failure.replica,
+      text: `${failure.backend} (${failure.replica}): ${failure.reason}` }));
   const item = (label, value, cls) => [el("dt", { text: label }), el("dd", { class: cls || null, text: value })];
   return el("div", { class: "panel", "data-service": name },
     el("h3", { text: `${name} ` }, el("small", { class: "muted", text: `${f.kind || ""} · ${f.state || ""}` })),
@@ -200,8 +208,12 @@ function servicePanel(name, f) {
       ...item("calls", `${fmt(calls)} (${fmt(f.calls_per_s, 1)}/s)`, "calls"),
       ...item("errors / timeouts", `${fmt(f.errors)} / ${fmt(f.timeouts)}`, f.errors ? "bad" : null),
       ...item("fallback calls", fmt(f.fallback_calls), f.fallback_calls ? "warn fallbacks" : "fallbacks"),
+      ...(f.restarts ? item("restarts", fmt(f.restarts), "warn restarts") : []),
+      ...(failures.length ? item("start failures", fmt(failures.length), "warn start-failures") : []),
       ...item("in flight", fmt(f.in_flight)),
       ...item("latency ms", `p50 ${fmt(lat.p50, 2)} · p90 ${fmt(lat.p90, 2)} · p99 ${fmt(lat.p99, 2)}`)),
+    failures.length ? el("h4", { text: "start failures (skipped for the next fallback)" }) : null,
+    failures.length ? el("ul", { class: "start-failures" }, ...failures) : null,
     el("h4", { text: "served by" }), ...servedBy,
     batches.length ? el("h4", { text: "batch sizes" }) : null, ...batches,
     replicas.length ? el("table", { class: "replicas" },

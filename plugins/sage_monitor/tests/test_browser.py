@@ -142,3 +142,67 @@ def test_dashboard_draws_gpu_panels_that_follow_the_collector(no_sage_threads: N
         assert "python [4242] 11.00 GiB" in panel.locator(".processes").inner_text()
         assert panel.locator("canvas").bounding_box()["height"] > 100
         page.close()
+
+
+BADGES = """() => Object.fromEntries(["waiting", "running", "finished", "stopped", "cancelled", "failed"].map((status) => {
+  const badge = document.createElement("span");
+  badge.className = `badge ${status}`;
+  document.body.append(badge);
+  const colour = getComputedStyle(badge).backgroundColor;
+  badge.remove();
+  return [status, colour];
+}))"""
+
+
+@pytest.mark.timeout(120)
+def test_dashboard_shows_cancelled_records_start_failures_and_the_cancelled_badge(
+    no_sage_threads: None, browser: Any, cancelled_job: Any
+) -> None:
+    from sage_monitor.hub import MonitorHub
+    from sage_monitor.server import MonitorServer
+
+    hub = MonitorHub(lambda: [], max_age_s=0.0)
+    hub.watch(cancelled_job)
+    dropped = cancelled_job.summary()["operators"]["lookup_slowly"]["cancelled"]
+    with MonitorServer(hub) as server:
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        problems: list[str] = []
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.goto(server.url + "?interval=300")
+        page.wait_for_function("() => Number(document.body.dataset.polls || 0) >= 1", timeout=15_000)
+
+        status = page.locator("#job-status")
+        assert status.inner_text() == "cancelled" and status.get_attribute("class") == "badge cancelled"
+        badges = page.evaluate(BADGES)
+        assert len(set(badges.values())) == len(badges), f"every status has a badge colour of its own: {badges}"
+        assert page.locator("#operators thead th").nth(7).inner_text() == "cancelled"
+        cell = page.locator('#operators tr[data-op="lookup_slowly"] td.cancelled')
+        assert cell.inner_text() == f"{dropped:,}" and "warn" in cell.get_attribute("class")
+        assert "warn" not in page.locator('#operators tr[data-op="source"] td.cancelled').get_attribute("class")
+
+        names = page.locator('.panel[data-service="names"]')
+        failure = names.locator('li.start-failure[data-backend="NoGpu"]')
+        assert failure.inner_text() == "NoGpu (names/NoGpu/s0r0): RuntimeError: CUDA unavailable: no NVIDIA driver found"
+        assert names.locator("dd.start-failures").inner_text() == "1"
+        assert names.locator("dd.restarts").count() == 0, "no restart, no line"
+        assert not problems, f"the page raised: {problems}"
+        page.close()
+
+
+@pytest.mark.timeout(120)
+def test_dashboard_shows_a_restarted_replica(no_sage_threads: None, browser: Any, restarted_job: Any) -> None:
+    from sage_monitor.hub import MonitorHub
+    from sage_monitor.server import MonitorServer
+
+    hub = MonitorHub(lambda: [], max_age_s=0.0)
+    hub.watch(restarted_job)
+    with MonitorServer(hub) as server:
+        page = browser.new_page()
+        page.goto(server.url + "?interval=300")
+        where = page.locator('.panel[data-service="where"]')
+        where.wait_for(timeout=15_000)
+        assert where.locator("dd.restarts").inner_text() == "1"
+        assert where.locator("table.replicas tbody td.warn").inner_text() == "ready, restarted 1×"
+        assert where.locator("li.start-failure").count() == 0
+        assert page.locator("#job-status").inner_text() == "finished"
+        page.close()

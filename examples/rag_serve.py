@@ -25,8 +25,7 @@ from typing import Any, Mapping
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the rag package beside this script
 
-from sage_core import LocalEnvironment, MapFunction  # noqa: E402
-from sage_core.serving import Answer, ChatEndpoint, ChatRequest, when_started  # noqa: E402
+from sage_core import Answer, ChatEndpoint, ChatRequest, LocalEnvironment, MapFunction, when_started  # noqa: E402
 
 from rag.corpus import Question, load_passages  # noqa: E402
 from rag.ingest import ingest  # noqa: E402

@@ -33,6 +33,12 @@ _EXPORTS: dict[str, str] = {
     "CloseFailed": "sage_core.runtime.errors",
     "Collected": "sage_core.api.collect",
     "PipelineError": "sage_core.compiler.validate",
+    # serving (the web front end is the sage-serve plugin)
+    "ChatEndpoint": "sage_core.serving",
+    "ChatRequest": "sage_core.serving",
+    "Answer": "sage_core.serving",
+    "ServingError": "sage_core.serving",
+    "when_started": "sage_core.serving",
     # config
     "SageConfig": "sage_core.config",
     "load_config": "sage_core.config",

@@ -35,7 +35,7 @@ def load_served(path: str | Path) -> tuple[Any, ServingPlan]:
     if not plan.endpoints:
         msg = (
             f"{path}: environment {env.name!r} serves no model; add `chat = ChatEndpoint(env, \"name\")` "  # type: ignore[attr-defined]
-            f"(from sage_core.serving), start the pipeline with chat.requests() and end it with .sink(chat.replies())"
+            f"(from sage_core), start the pipeline with chat.requests() and end it with .sink(chat.replies())"
         )
         raise NotServable(msg)
     return env, plan

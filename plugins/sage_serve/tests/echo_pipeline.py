@@ -20,8 +20,7 @@ import os
 from concurrent.futures import Future
 from typing import Any, AsyncIterator
 
-from sage_core import LocalEnvironment, MapFunction
-from sage_core.serving import Answer, ChatEndpoint, ChatRequest
+from sage_core import Answer, ChatEndpoint, ChatRequest, LocalEnvironment, MapFunction
 
 SLOW_S = 0.05
 

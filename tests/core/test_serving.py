@@ -153,3 +153,19 @@ def test_parallel_steps_and_replies_share_the_endpoint(env: LocalEnvironment) ->
     asked = [ask(endpoint, f"q{i}") for i in range(20)]
     assert [outcome(events)[0] for _, events in asked] == [f"Q{i}" for i in range(20)]
     serving_plan(env).drain(5.0)
+
+
+@pytest.mark.timeout(60)
+def test_a_request_cancelled_while_queued_never_enters_the_pipeline(env: LocalEnvironment) -> None:
+    endpoint = ChatEndpoint(env, "queued")
+    endpoint.requests(name="requests").map(Shout, name="shout").sink(endpoint.replies())
+    endpoint.book.open()  # accept before the job runs: the requests wait in the queue
+    gone, gone_events = ask(endpoint, "gone")
+    _, kept_events = ask(endpoint, "kept")
+    gone.cancel(ServingError("cancelled", "client left"))
+    plan = serving_plan(env)
+    plan.start()
+    assert outcome(kept_events)[0] == "KEPT"
+    assert isinstance(outcome(gone_events)[1], Failed)
+    assert plan.job.summary()["operators"]["shout"]["in"] == 1  # type: ignore[union-attr]
+    plan.drain(5.0)

@@ -12,12 +12,18 @@ Prints one JSON line per configuration, measured one after the other in one run:
 
 Both use the CPU defaults (``examples/rag_cpu.yaml``; ``--config`` for another), greedy decoding and
 48 new tokens at most, so the answers are the same; one warm-up request precedes the served runs.
+
+``--soak SECONDS`` adds a ``soak`` line: the questions sent over and over at concurrency 64 for that
+long, with the server process's resident memory after the warm-up and at the end (``rss_growth_mb``).
+``--file FILE --model ID`` serves another pipeline file instead (``--no-batch``: no batch line), e.g.
+``plugins/sage_serve/tests/echo_pipeline.py`` and ``echo`` to soak the serving layer alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import statistics
@@ -35,9 +41,12 @@ def main() -> None:
     from rag.corpus import load_questions
 
     questions = [q.question for q in load_questions(limit=args.questions)]
-    batch = run_batch(args.config, len(questions))
-    print(json.dumps(batch), flush=True)
-    for line in run_served(args.config, questions, args.concurrency, batch["requests_per_s"]):
+    batch_rps = None
+    if not args.no_batch:
+        batch = run_batch(args.config, len(questions))
+        print(json.dumps(batch), flush=True)
+        batch_rps = batch["requests_per_s"]
+    for line in run_served(args, questions, batch_rps):
         print(json.dumps(line), flush=True)
 
 
@@ -74,17 +83,18 @@ def run_batch(config_path: Path, limit: int) -> dict[str, Any]:
     }
 
 
-def run_served(config_path: Path, questions: list[str], levels: list[int], batch_rps: float) -> list[dict[str, Any]]:
-    """``sage serve examples/rag_serve.py``, then the questions at each concurrency level."""
+def run_served(args: argparse.Namespace, questions: list[str], batch_rps: float | None) -> list[dict[str, Any]]:
+    """``sage serve FILE``, then the questions at each concurrency level (and the soak)."""
     from sage_serve.testing import ServerProcess
 
-    server = ServerProcess(EXAMPLES / "rag_serve.py", env={"SAGE_RAG_CONFIG": str(config_path)}).wait_ready()
+    server = ServerProcess(args.file, env={"SAGE_RAG_CONFIG": str(args.config)}).wait_ready()
+    ask_all = functools.partial(_ask_all, server.url, args.model)
     try:
-        asyncio.run(_ask_all(server.url, questions[:1], 1))  # warm-up
+        asyncio.run(ask_all(questions[:1], 1))  # warm-up
         lines = []
-        for level in levels:
+        for level in args.concurrency:
             began = time.perf_counter()
-            results = asyncio.run(_ask_all(server.url, questions, level))
+            results = asyncio.run(ask_all(questions, level))
             seconds = time.perf_counter() - began
             done = [r for r in results if r["error"] is None]
             latencies = sorted(r["latency_s"] for r in done)
@@ -98,12 +108,38 @@ def run_served(config_path: Path, questions: list[str], levels: list[int], batch
                 "ttft_p50_s": _pct(ttfts, 50), "ttft_p99_s": _pct(ttfts, 99),
                 "vs_batch": round(rps / batch_rps, 3) if batch_rps else None,
             })
+        if args.soak:
+            lines.append(_soak(server.process.pid, ask_all, questions, args.soak))
     finally:
         server.terminate()
     return lines
 
 
-async def _ask_all(url: str, questions: list[str], concurrency: int) -> list[dict[str, Any]]:
+def _soak(pid: int, ask_all: Any, questions: list[str], seconds: float) -> dict[str, Any]:
+    """The questions over and over at concurrency 64 for ``seconds``; the server's RSS before and after."""
+    start_mb, requests, failed = _rss_mb(pid), 0, 0
+    began = time.perf_counter()
+    while time.perf_counter() - began < seconds:
+        results = asyncio.run(ask_all(questions * max(1, 128 // len(questions)), 64))
+        requests += len(results)
+        failed += sum(r["error"] is not None for r in results)
+    end_mb = _rss_mb(pid)
+    return {
+        "bench": "serve", "mode": "soak", "concurrency": 64, "seconds": round(time.perf_counter() - began, 1),
+        "requests": requests, "failed": failed, "rss_start_mb": start_mb, "rss_end_mb": end_mb,
+        "rss_growth_mb": round(end_mb - start_mb, 1),
+    }
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident memory of process ``pid`` in MB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+async def _ask_all(url: str, model: str, questions: list[str], concurrency: int) -> list[dict[str, Any]]:
     import httpx
 
     slots = asyncio.Semaphore(concurrency)
@@ -112,14 +148,14 @@ async def _ask_all(url: str, questions: list[str], concurrency: int) -> list[dic
 
         async def ask(question: str) -> dict[str, Any]:
             async with slots:
-                return await _ask(client, question)
+                return await _ask(client, model, question)
 
         return await asyncio.gather(*(ask(q) for q in questions))
 
 
-async def _ask(client: Any, question: str) -> dict[str, Any]:
+async def _ask(client: Any, model: str, question: str) -> dict[str, Any]:
     """One streamed request: latency, time to the first content token, tokens (content chunks)."""
-    body = {"model": "rag", "stream": True, "messages": [{"role": "user", "content": question}]}
+    body = {"model": model, "stream": True, "messages": [{"role": "user", "content": question}]}
     began = time.perf_counter()
     first, tokens, error = None, 0, None
     async with client.stream("POST", "/v1/chat/completions", json=body) as response:
@@ -151,6 +187,10 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=EXAMPLES / "rag_cpu.yaml", help="services config (default: examples/rag_cpu.yaml)")
     parser.add_argument("--questions", type=int, default=None, help="the first N shipped questions (default: all 59)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32], help="concurrent clients per served run")
+    parser.add_argument("--soak", type=float, default=0.0, metavar="SECONDS", help="then this long at concurrency 64, RSS measured")
+    parser.add_argument("--file", type=Path, default=EXAMPLES / "rag_serve.py", help="the served pipeline file (default: examples/rag_serve.py)")
+    parser.add_argument("--model", default="rag", help="the model id to ask (default: rag)")
+    parser.add_argument("--no-batch", action="store_true", help="skip the batch job's line")
     args = parser.parse_args()
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")  # stdout holds the JSON lines only
     return args

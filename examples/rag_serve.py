@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the rag package besi
 
 from sage_core import Answer, ChatEndpoint, ChatRequest, LocalEnvironment, MapFunction, when_started  # noqa: E402
 
+from chat_serve import ChatTemplate, llm_model_dir  # noqa: E402
 from rag.corpus import Question, load_passages  # noqa: E402
 from rag.ingest import ingest  # noqa: E402
 from rag.pipeline import EmbedQuestion, Exchange, Remember, Retrieve, chat_messages  # noqa: E402
@@ -62,28 +63,25 @@ def request_id(record: Any) -> str | None:
 class StreamAnswer(MapFunction):
     """Exchange → Answer: the demo's chat (best ``context_k`` passages as context) as a token stream.
 
-    The chat is rendered with the model's own chat template (read from the vLLM model directory),
-    so the tokens are those ``llm.chat`` would generate; without one, a plain transcript is sent.
+    The chat is rendered with the model's own chat template (:class:`ChatTemplate`), so the tokens
+    are those ``llm.chat`` would generate.
     """
 
     def __init__(self, model_dir: str | None, max_tokens: int = MAX_TOKENS, context_k: int = CONTEXT_K) -> None:
         self.model_dir = model_dir
         self.defaults = {"max_tokens": max_tokens, "temperature": 0.0}
         self.context_k = context_k
-        self.tokenizer: Any = None
+        self.template: ChatTemplate | None = None
 
     def open(self) -> None:
-        """Load the model's tokenizer (its chat template and token counts)."""
-        if self.model_dir:
-            from transformers import AutoTokenizer
-
-            self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        """Load the model's chat template."""
+        self.template = ChatTemplate(self.model_dir)
 
     def execute(self, exchange: Exchange) -> Answer:
         """Start the LLM's stream for this exchange; the response sink reads it."""
+        assert self.template is not None
         question = exchange.question
-        hits = exchange.hits[: self.context_k]
-        prompt, prompt_tokens = self._render(chat_messages(question.question, hits))
+        prompt, prompt_tokens = self.template.render(chat_messages(question.question, exchange.hits[: self.context_k]))
         sampling = {**self.defaults, **getattr(question, "sampling", {})}
         stream = self.call_service["llm"].stream(prompt=prompt, sampling=sampling)
         sources = [
@@ -91,12 +89,6 @@ class StreamAnswer(MapFunction):
             for hit in exchange.hits
         ]
         return Answer(question.id, stream=stream, sources=sources, prompt_tokens=prompt_tokens)
-
-    def _render(self, messages: list[dict[str, str]]) -> tuple[str, int | None]:
-        if self.tokenizer is None or not getattr(self.tokenizer, "chat_template", None):
-            return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:", None
-        prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return prompt, len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
 
 
 def build_serving(env: LocalEnvironment, model_dir: str | None) -> ChatEndpoint:
@@ -113,12 +105,6 @@ def build_serving(env: LocalEnvironment, model_dir: str | None) -> ChatEndpoint:
     )
     when_started(env, lambda services: ingest(services, load_passages()))
     return rag
-
-
-def llm_model_dir(config: Mapping[str, Any]) -> str | None:
-    """The vLLM model directory of the ``llm`` service (``None`` for another backend)."""
-    llm = config["services"]["llm"]
-    return llm.get("options", {}).get("model") if llm.get("backend") == "vllm" else None
 
 
 if __name__ == "__main__":  # `sage serve` runs the file as __main__; vLLM's child processes skip this

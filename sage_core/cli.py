@@ -63,8 +63,11 @@ def run(path: str) -> None:
         with terminate_as_interrupt():
             runpy.run_path(path, run_name="__main__")
     except KeyboardInterrupt as interrupt:
-        interrupt_all_environments()
         signum = Terminated.signum if isinstance(interrupt, Terminated) else signal.SIGINT
+        try:
+            interrupt_all_environments()
+        except KeyboardInterrupt:  # Ctrl-C again: cancel what is left
+            interrupt_all_environments(cancel=True)
         sys.exit(128 + signum)
 
 

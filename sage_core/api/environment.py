@@ -181,11 +181,14 @@ class LocalEnvironment(BaseEnvironment):
         return LocalRuntime(graph, errors, self._context, queue_size=job.queue_size, batch_size=job.batch_size)
 
 
-def interrupt_all_environments() -> None:
-    """After Ctrl-C outside ``job.wait()`` (in ``sage run``): interrupt every running job, close every environment."""
+def interrupt_all_environments(*, cancel: bool = False) -> None:
+    """After Ctrl-C outside ``job.wait()`` (in ``sage run``): interrupt (or ``cancel``) every running job, then
+    close every environment."""
     for env in list(_OPEN):
         for job in env.jobs:
-            if job.running:
+            if job.running and cancel:
+                job.cancel()
+            elif job.running:
                 job.interrupt()
         env.close()
 

@@ -167,13 +167,13 @@ class JobHandle:
 
     def interrupt(self) -> None:
         """What Ctrl-C does: say so on one line, stop with the short deadline; a second Ctrl-C cancels now."""
-        print(
-            f"sage: interrupted: stopping job {self.name!r}, draining for up to {STOP_TIMEOUT_S:g} s "
-            "then cancelling (Ctrl-C again cancels now)",
-            file=sys.stderr, flush=True,
-        )
         try:
             with terminate_as_interrupt():
+                print(
+                    f"sage: interrupted: stopping job {self.name!r}, draining for up to {STOP_TIMEOUT_S:g} s "
+                    "then cancelling (Ctrl-C again cancels now)",
+                    file=sys.stderr, flush=True,
+                )
                 self.stop()
         except KeyboardInterrupt:
             print(f"sage: cancelling job {self.name!r} now", file=sys.stderr, flush=True)

@@ -47,7 +47,7 @@ class LocalRuntime:
         }
         self.bound = bound
         self.chains: list[BoundChain] = [b for instances in bound.values() for b in instances]
-        self.threads: list[TaskThread] = []
+        self.tasks: list[TaskThread] = []
         for chain_id, chain in graph.chains.items():
             inputs = graph.inputs(chain_id)
             upstream = sum(1 if c.partitioning is Partitioning.FORWARD else graph.chains[c.source].parallelism for c in inputs)
@@ -65,7 +65,7 @@ class LocalRuntime:
                     )
                     for c in graph.outputs(chain_id)
                 ]
-                self.threads.append(
+                self.tasks.append(
                     TaskThread(
                         task_id,
                         bound[chain_id][instance],
@@ -80,13 +80,13 @@ class LocalRuntime:
                         self._on_exit,
                     )
                 )
-        self._live = len(self.threads)
+        self._live = len(self.tasks)
 
     def start(self) -> None:
         """Start every task thread."""
         gc_tuning.job_started()
-        for thread in self.threads:
-            thread.start()
+        for task in self.tasks:
+            task.thread.start()
 
     def stop(self) -> None:
         """Sources stop producing; what is in flight drains."""
@@ -104,8 +104,8 @@ class LocalRuntime:
         """
         if not self._all_exited.wait(timeout):
             return False
-        for thread in self.threads:
-            thread.join()
+        for task in self.tasks:
+            task.thread.join()
         with self._error_lock:
             if not self._ended:
                 self._ended = True
@@ -119,7 +119,7 @@ class LocalRuntime:
 
     def running_tasks(self) -> list[str]:
         """Ids of the tasks whose thread is still alive (inside a user's function after a cancel)."""
-        return [thread.task_name for thread in self.threads if thread.is_alive()]
+        return [task.task_name for task in self.tasks if task.thread.is_alive()]
 
     def operator_stats(self) -> dict[str, OperatorStats]:
         """Figures per operator, summed over instances."""

@@ -1,4 +1,4 @@
-"""One thread per physical task: pull batches from the inbox, run the chain, push to the outputs."""
+"""One thread per physical task: the shared :class:`TaskLoop` over bounded in-process queues."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ from typing import Any, Callable
 from sage_core.compiler.partitioners import Splitter
 from sage_core.runtime.chain import BoundChain
 from sage_core.runtime.records import END_OF_STREAM, WAKE
-
-POLL_S = 0.05
-"""How often a blocked put or get looks at the job's abort flag."""
+from sage_core.runtime.task_loop import POLL_S, TaskLoop
 
 
 @dataclass
@@ -28,8 +26,8 @@ class OutputPort:
     """Receivers that expect an end-of-stream marker from this task."""
 
 
-class TaskThread(threading.Thread):
-    """Runs one task of the physical graph until its input ends, the job stops, or it aborts."""
+class TaskThread(TaskLoop):
+    """Runs one task on its own thread; inbox items are ``(slot, batch)``."""
 
     def __init__(
         self,
@@ -45,62 +43,34 @@ class TaskThread(threading.Thread):
         on_error: Callable[[str, BaseException], None],
         on_exit: Callable[[], None],
     ) -> None:
-        super().__init__(name=f"sage-task-{name}", daemon=True)
+        super().__init__(chain, inbox, keyed_slots, batch_size, stop_event, abort_event)
         self.task_name = name
-        self.chain = chain
-        self.inbox = inbox
-        self.upstream_count = upstream_count
-        self.unwrap_slots = frozenset() if chain.head_is_join else keyed_slots
+        self.open_inputs = upstream_count
         self.outputs = outputs
-        self.batch_size = batch_size
-        self.stop_event = stop_event
-        self.abort_event = abort_event
         self.on_error = on_error
         self.on_exit = on_exit
-        if inbox is not None:
-            chain.set_wake(self._wake)
+        self.thread = threading.Thread(target=self._main, name=f"sage-task-{name}", daemon=True)
 
-    def run(self) -> None:
-        read_input = self._run_source if self.chain.source is not None else self._run_inbox
+    def _main(self) -> None:
         try:
-            self.chain.run_task(read_input, self.abort_event.is_set, self._emit, self._send_end_of_stream)
-        except BaseException as exc:  # reported to the job, which aborts every task
-            self.on_error(self.task_name, exc)
+            failure = self.run_loop()
+            if failure is not None:
+                self.on_error(self.task_name, failure)
         finally:
             self.on_exit()
 
-    # ------------------------------------------------------------------ loops
+    # ------------------------------------------------------------------ transport
 
-    def _run_source(self) -> None:
-        stop, abort = self.stop_event, self.abort_event
-        self.chain.run_source(self.batch_size, lambda: not (stop.is_set() or abort.is_set()), self._emit)
+    def inputs_open(self) -> bool:
+        return self.open_inputs > 0
 
-    def _run_inbox(self) -> None:
-        inbox = self.inbox
-        assert inbox is not None
-        chain, unwrap, abort = self.chain, self.unwrap_slots, self.abort_event
-        open_inputs = self.upstream_count
-        while open_inputs and not abort.is_set():
-            try:
-                item = inbox.get(timeout=POLL_S)
-            except queue.Empty:
-                continue
-            if item is WAKE:
-                self._emit(chain.poll())
-                continue
-            slot, batch = item
-            if batch is END_OF_STREAM:
-                open_inputs -= 1
-                continue
-            if slot in unwrap:
-                batch = [record for _, record in batch]
-            self._emit(chain.process(batch, slot))
-            if chain.pending:
-                self._emit(chain.poll())
+    def take(self, item: Any) -> tuple[int, list] | None:
+        if item[1] is END_OF_STREAM:
+            self.open_inputs -= 1
+            return None
+        return item
 
-    # ------------------------------------------------------------------ sending
-
-    def _emit(self, batch: list) -> None:
+    def emit(self, batch: list) -> None:
         if not batch:
             return
         for port in self.outputs:
@@ -108,10 +78,16 @@ class TaskThread(threading.Thread):
                 if not self._put(port.inboxes[target], (port.slot, piece)):
                     self.chain.dropped(len(piece), port.receiver)
 
-    def _send_end_of_stream(self) -> None:
+    def end_stream(self) -> None:
         for port in self.outputs:
             for target in port.eos_targets:
                 self._put(port.inboxes[target], (port.slot, END_OF_STREAM))
+
+    def wake(self) -> None:
+        try:
+            self.inbox.put_nowait(WAKE)
+        except queue.Full:
+            pass  # the task is busy with input and polls its calls after each batch
 
     def _put(self, inbox: queue.Queue, item: Any) -> bool:
         """Put ``item`` (waiting while the inbox is full); ``False`` when the job aborted first."""
@@ -120,12 +96,5 @@ class TaskThread(threading.Thread):
                 inbox.put(item, timeout=POLL_S)
                 return True
             except queue.Full:
-                if self.abort_event.is_set():
+                if self.abort.is_set():
                     return False
-
-    def _wake(self) -> None:
-        try:
-            self.inbox.put_nowait(WAKE)  # type: ignore[union-attr]
-        except queue.Full:
-            pass  # the task is busy with input and polls its calls after each batch
-

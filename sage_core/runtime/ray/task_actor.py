@@ -29,7 +29,7 @@ from sage_core.runtime.ray.channels import ChannelSender, InOrder, TaskAborted
 from sage_core.runtime.ray.cluster import threads_block_not_the_loop
 from sage_core.runtime.ray.portable import TaskFailure, portable_exception
 from sage_core.runtime.ray.services import RemoteServices
-from sage_core.runtime.ray.task_loop import Delivery, OutputChannel, TaskLoop
+from sage_core.runtime.ray.task_loop import ActorTaskLoop, Delivery, OutputChannel
 from sage_core.runtime.records import DeadLetter, OperatorStats
 
 
@@ -109,7 +109,7 @@ class TaskActor:
         self.restarted = was_restarted()
         self.node_id = ray.get_runtime_context().get_node_id()
         self.order = InOrder(enabled=not self.restarted)
-        self.loop: TaskLoop | None = None
+        self.loop: ActorTaskLoop | None = None
         self.errors: ErrorPolicy | None = None
         self._ready = asyncio.Event()
         self._stop = self._abort = False
@@ -163,7 +163,7 @@ class TaskActor:
         """Where this actor runs: node id, and whether Ray restarted it."""
         return {"node_id": self.node_id, "restarted": self.restarted, "incarnation": self.incarnation}
 
-    def _build(self, setup: TaskSetup) -> TaskLoop:
+    def _build(self, setup: TaskSetup) -> ActorTaskLoop:
         """Bind the user's functions, connect the outputs, start the loop thread."""
         self.errors = ErrorPolicy(setup.error_policy)
         services, contexts = setup.services, setup.contexts
@@ -185,7 +185,7 @@ class TaskActor:
             )
             for out in setup.outputs
         ]
-        loop = self.loop = TaskLoop(bound, setup.upstream, setup.keyed_slots, outputs, setup.batch_size)
+        loop = self.loop = ActorTaskLoop(bound, setup.upstream, setup.keyed_slots, outputs, setup.batch_size)
         if self._stop:
             loop.stop.set()
         if self._abort:

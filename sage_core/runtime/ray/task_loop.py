@@ -1,6 +1,5 @@
-"""The work of one task actor, on its own thread: inbox (or source) -> chain -> channels.
-
-It mirrors the local runtime's task thread, plus acknowledgements: each delivered batch carries
+"""The work of one task actor, on its own thread: the shared :class:`~sage_core.runtime.task_loop.TaskLoop`
+over Ray channels, plus acknowledgements: each delivered batch carries
 a ``concurrent.futures.Future`` that this loop resolves with the pushes the batch caused, once
 the chain holds nothing of it any more. With asynchronous calls in flight that moment is the next
 time no call is pending; every batch delivered since the previous such moment is acknowledged
@@ -19,8 +18,9 @@ from typing import Any
 
 from sage_core.compiler.partitioners import Splitter
 from sage_core.runtime.chain import BoundChain
-from sage_core.runtime.ray.channels import POLL_S, ChannelSender, TaskAborted
+from sage_core.runtime.ray.channels import ChannelSender, TaskAborted
 from sage_core.runtime.records import END_OF_STREAM, WAKE, EndOfStream
+from sage_core.runtime.task_loop import TaskLoop
 
 
 @dataclass
@@ -45,8 +45,8 @@ class OutputChannel:
     """The receiving operator, where a batch dropped by a cancel is counted."""
 
 
-class TaskLoop:
-    """Runs one task until its inputs end, its source is exhausted or stopped, or the job aborts."""
+class ActorTaskLoop(TaskLoop):
+    """Runs one task in an actor; inbox items are :class:`Delivery` objects, acknowledged once processed."""
 
     def __init__(
         self,
@@ -56,41 +56,26 @@ class TaskLoop:
         outputs: list[OutputChannel],
         batch_size: int,
     ) -> None:
-        self.chain = chain
+        inbox: queue.SimpleQueue | None = queue.SimpleQueue() if upstream else None
+        super().__init__(chain, inbox, keyed_slots, batch_size, threading.Event(), threading.Event())
         self.upstream = upstream
-        self.unwrap_slots = frozenset() if chain.head_is_join else keyed_slots
         self.outputs = outputs
-        self.batch_size = batch_size
-        self.inbox: queue.SimpleQueue | None = queue.SimpleQueue() if upstream else None
-        self.stop = threading.Event()
-        self.abort = threading.Event()
         self.finished: Future = Future()
         """Resolved (with the failure or ``None``) when the loop has ended."""
+        self._ended: set[tuple[str, int]] = set()
         self._waiting: list[Future] = []
         self._pushes: list[Any] = []
         self._eos_acks: list[Future] = []
-        if self.inbox is not None:
-            chain.set_wake(lambda: self.inbox.put(WAKE))  # type: ignore[union-attr]
 
     def run(self) -> None:
         """The thread's body; never raises (the failure goes into ``finished``)."""
-        failure: BaseException | None = None
-        read_input = self._run_source if self.chain.source is not None else self._run_inbox
-        try:
-            self.chain.run_task(read_input, self.abort.is_set, self._emit, self._finish_stream)
-        except BaseException as exc:  # reported by the actor to the driver, which aborts the job
-            failure = exc
+        failure = self.run_loop()
         if failure is None and not self.abort.is_set():
             for ack in self._eos_acks:
                 ack.set_result([])
         if self.abort.is_set():
             self._count_stranded()
         self.finished.set_result(failure)
-
-    def cancel(self) -> None:
-        """End at the next record (any thread); what is dropped is counted as cancelled."""
-        self.abort.set()
-        self.chain.cancel()
 
     def _count_stranded(self) -> None:
         """After an abort: deliveries left in the inbox count as cancelled; their senders are released."""
@@ -107,42 +92,28 @@ class TaskLoop:
                 self.chain.dropped(len(item.batch), self.chain.head)
             item.ack.set_result([])
 
-    # ------------------------------------------------------------------ loops
+    # ------------------------------------------------------------------ transport
 
-    def _run_source(self) -> None:
-        stop, abort = self.stop, self.abort
-        self.chain.run_source(self.batch_size, lambda: not (stop.is_set() or abort.is_set()), self._emit)
+    def inputs_open(self) -> bool:
+        return len(self._ended) < self.upstream
 
-    def _run_inbox(self) -> None:
-        inbox = self.inbox
-        assert inbox is not None
-        chain, unwrap = self.chain, self.unwrap_slots
-        ended: set[tuple[str, int]] = set()
-        while len(ended) < self.upstream and not self.abort.is_set():
-            try:
-                item = inbox.get(timeout=POLL_S)
-            except queue.Empty:
-                continue
-            if item is WAKE:
-                self._emit(chain.poll())
-                self._acknowledge()
-                continue
-            if isinstance(item.batch, EndOfStream):  # a copy: it crossed a process boundary
-                ended.add((item.task, item.slot))
-                self._eos_acks.append(item.ack)
-                continue
-            batch = item.batch
-            if item.slot in unwrap:
-                batch = [record for _, record in batch]
-            self._waiting.append(item.ack)
-            self._emit(chain.process(batch, item.slot))
-            if chain.pending:
-                self._emit(chain.poll())
-            self._acknowledge()
+    def take(self, item: Delivery) -> tuple[int, list] | None:
+        if isinstance(item.batch, EndOfStream):  # a copy: it crossed a process boundary
+            self._ended.add((item.task, item.slot))
+            self._eos_acks.append(item.ack)
+            return None
+        self._waiting.append(item.ack)
+        return item.slot, item.batch
 
-    # ------------------------------------------------------------------ sending
+    def processed(self) -> None:
+        """Acknowledge the batches waiting, unless asynchronous calls still hold records."""
+        if self._waiting and not self.chain.pending:
+            pushes = self._pushes
+            for ack in self._waiting:
+                ack.set_result(pushes)
+            self._waiting, self._pushes = [], []
 
-    def _emit(self, batch: list) -> None:
+    def emit(self, batch: list) -> None:
         if not batch:
             return
         for port in self.outputs:
@@ -155,20 +126,9 @@ class TaskLoop:
                 if self._waiting:
                     self._pushes.append(ref)
 
-    def _finish_stream(self) -> None:
+    def end_stream(self) -> None:
         """After the flush: acknowledge what is processed, then send end-of-stream markers."""
-        self._acknowledge()
-        self._send_end_of_stream()
-
-    def _acknowledge(self) -> None:
-        """Acknowledge the batches waiting, unless asynchronous calls still hold records."""
-        if self._waiting and not self.chain.pending:
-            pushes = self._pushes
-            for ack in self._waiting:
-                ack.set_result(pushes)
-            self._waiting, self._pushes = [], []
-
-    def _send_end_of_stream(self) -> None:
+        self.processed()
         senders = [sender for port in self.outputs for sender in port.senders]
         for sender in senders:
             sender.drain(self.abort)
@@ -179,4 +139,4 @@ class TaskLoop:
             sender.drain(self.abort)
 
 
-__all__ = ["Delivery", "OutputChannel", "TaskLoop"]
+__all__ = ["ActorTaskLoop", "Delivery", "OutputChannel"]

@@ -29,7 +29,8 @@ from typing import Any, Literal, Mapping
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sage_core.plugins.manager import ConfigError, PluginManager, get_plugin_manager
+from sage_core.errors import ConfigError
+from sage_core.plugins.manager import PluginManager, get_plugin_manager
 from sage_core.services.config import ServiceConfig, check_service, describe_errors
 
 

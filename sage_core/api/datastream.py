@@ -8,7 +8,7 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any, Callable
 
-from sage_core.api.collect import MAX_BUFFERED, CollectSink, Collected
+from sage_core.api.collect import MAX_BUFFERED, Collected, CollectSink
 from sage_core.api.functions import (
     BaseFunction,
     CoMapFunction,

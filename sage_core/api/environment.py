@@ -9,7 +9,12 @@ from typing import Any, Callable, Iterable, Mapping
 
 from sage_core.api.collect import Channel, Collected, LocalChannel
 from sage_core.api.datastream import DataStream
-from sage_core.api.functions import BaseFunction, BatchFunction, RuntimeContext, SourceFunction
+from sage_core.api.functions import (
+    BaseFunction,
+    BatchFunction,
+    RuntimeContext,
+    SourceFunction,
+)
 from sage_core.compiler.logical import LogicalGraph, OperatorSpec, OpKind
 from sage_core.compiler.physical import PhysicalGraph, compile_graph
 from sage_core.config import SageConfig, load_config

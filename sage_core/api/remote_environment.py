@@ -29,7 +29,7 @@ from sage_core.api.environment import BaseEnvironment
 from sage_core.compiler.logical import OpKind
 from sage_core.compiler.physical import Chain, PhysicalGraph
 from sage_core.config import SageConfig, load_config
-from sage_core.plugins.manager import ConfigError
+from sage_core.errors import ConfigError
 from sage_core.runtime.errors import ErrorPolicy
 from sage_core.runtime.job import Runtime
 from sage_core.runtime.ray.cluster import connect

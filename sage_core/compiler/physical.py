@@ -11,7 +11,13 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from sage_core.compiler.logical import EdgeSpec, LogicalGraph, OperatorSpec, OpKind, Partitioning
+from sage_core.compiler.logical import (
+    EdgeSpec,
+    LogicalGraph,
+    OperatorSpec,
+    OpKind,
+    Partitioning,
+)
 from sage_core.compiler.validate import validate
 
 

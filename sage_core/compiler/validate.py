@@ -7,11 +7,7 @@ from typing import Callable, Iterator
 import networkx as nx
 
 from sage_core.compiler.logical import LogicalGraph, OpKind
-
-
-class PipelineError(ValueError):
-    """The pipeline cannot run as written; the message names the operator and the fix."""
-
+from sage_core.errors import PipelineError
 
 Rule = Callable[[LogicalGraph], Iterator[str]]
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from typing import Any, Callable
 
 import pluggy
-from importlib.metadata import entry_points
 
+from sage_core.errors import ConfigError
 from sage_core.plugins import hookspecs
 from sage_core.services.specs import BackendSpec, ServiceKind
 
@@ -25,10 +26,6 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "sage_core.plugins.builtin.graph_store",
     "sage_core.plugins.builtin.hashing_embedder",
 )
-
-
-class ConfigError(ValueError):
-    """A configuration names something that does not exist; the message lists the valid choices."""
 
 
 @dataclass

@@ -12,7 +12,8 @@ from typing import Any, Callable
 from sage_core.api.functions import BaseFunction, RuntimeContext
 from sage_core.compiler.logical import OperatorSpec, OpKind
 from sage_core.compiler.physical import Chain, PhysicalGraph
-from sage_core.runtime.errors import ErrorPolicy, OpenFailed, lifecycle_error
+from sage_core.errors import OpenFailed
+from sage_core.runtime.errors import ErrorPolicy, lifecycle_error
 from sage_core.runtime.operators import RUNNERS, OperatorRunner
 from sage_core.runtime.permit import Permit
 from sage_core.runtime.records import OperatorStats

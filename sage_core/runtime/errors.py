@@ -7,48 +7,10 @@ import threading
 from typing import Any, Callable
 
 from sage_core.compiler.logical import OperatorSpec
+from sage_core.errors import CloseFailed, JobFailed
 from sage_core.runtime.records import DeadLetter
 
 ERROR_POLICIES = ("fail", "skip", "dead_letter")
-
-
-class JobFailed(RuntimeError):
-    """A record failed under the ``fail`` policy; carries the operator, the record and the cause.
-
-    ``operator`` is the operator id; the message names the user's function (``map parse (parse)``).
-    """
-
-    def __init__(self, operator: str, record: Any, cause: BaseException, label: str = "") -> None:
-        self.operator = operator
-        self.record = record
-        self.cause = cause
-        shown = repr(record)
-        shown = shown if len(shown) <= 200 else shown[:197] + "..."
-        super().__init__(
-            f"{label or repr(operator)} failed on record {shown}: {type(cause).__name__}: {cause}. "
-            f"Fix the function, or set the job's error_policy to 'skip' or 'dead_letter' to keep going."
-        )
-
-
-class OpenFailed(RuntimeError):
-    """A function's ``open()`` raised, so the job failed; the message names the operator, the cause is chained."""
-
-
-class CloseFailed(ExceptionGroup):
-    """One or more functions' ``close()`` raised; every other function was still closed.
-
-    Each member error names its operator (``map parse (parse): close() raised ...``) and chains the cause.
-    """
-
-    def __new__(cls, errors: list[Exception]) -> "CloseFailed":
-        noun = "function" if len(errors) == 1 else "functions"
-        return super().__new__(cls, f"close() raised in {len(errors)} {noun}", errors)
-
-    def derive(self, excs: Any) -> "CloseFailed":
-        return CloseFailed(list(excs))
-
-    def __reduce__(self) -> tuple:
-        return (type(self), (list(self.exceptions),))
 
 
 def job_error(first: BaseException | None, close_errors: list[Exception]) -> BaseException | None:

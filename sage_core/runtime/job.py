@@ -17,7 +17,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sage_core.runtime.errors import ErrorPolicy, JobFailed
+from sage_core.errors import JobFailed
+from sage_core.runtime.errors import ErrorPolicy
 from sage_core.runtime.records import DeadLetter, OperatorStats
 from sage_core.runtime.signals import terminate_as_interrupt
 

@@ -43,7 +43,7 @@ from typing import Any, Callable, Hashable, Sequence, TypeVar
 
 import numpy as np
 
-from sage_core.services.errors import ServiceClosed
+from sage_core.errors import ServiceClosed
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -21,7 +21,8 @@ from typing import Any, Callable, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sage_core.plugins.manager import ConfigError, PluginManager
+from sage_core.plugins.manager import PluginManager
+from sage_core.errors import ConfigError
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 
-from sage_core.services.specs import BackendUnavailable
+from sage_core.errors import BackendUnavailable
 
 
 @functools.lru_cache(maxsize=1)

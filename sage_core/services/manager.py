@@ -20,10 +20,10 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Mapping
 
-from sage_core.plugins.manager import ConfigError, PluginManager, get_plugin_manager
+from sage_core.errors import ConfigError, ServiceClosed, ServiceError
+from sage_core.plugins.manager import PluginManager, get_plugin_manager
 from sage_core.services.config import ServiceConfig, parse_service
 from sage_core.services.deadlines import DeadlineScheduler
-from sage_core.services.errors import ServiceClosed, ServiceError
 from sage_core.services.proxy import ServiceDirectory
 from sage_core.services.service import Service
 

@@ -32,8 +32,8 @@ from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from typing import Any, Callable, Sequence
 
+from sage_core.errors import ServiceClosed
 from sage_core.services.config import RestartConfig
-from sage_core.services.errors import ServiceClosed
 from sage_core.services.remote import SignatureView
 from sage_core.services.replica import ReplicaState
 from sage_core.services.streams import StreamIterator

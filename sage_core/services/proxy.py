@@ -16,7 +16,7 @@ import difflib
 from concurrent.futures import Future
 from typing import Any, Callable, Iterator, Mapping
 
-from sage_core.services.errors import ServiceError, UnknownMethodError, UnknownServiceError
+from sage_core.errors import ServiceError, UnknownMethodError, UnknownServiceError
 from sage_core.services.replica import RESERVED_METHODS
 from sage_core.services.service import DEFAULT, Service
 

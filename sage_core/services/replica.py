@@ -26,10 +26,9 @@ import time
 from concurrent.futures import Future
 from typing import Any, Callable, Sequence
 
+from sage_core.errors import BackendUnavailable, ServiceClosed
 from sage_core.services.batching import BatchingQueue, BatchSpec, batch_spec
 from sage_core.services.config import BatchConfig
-from sage_core.services.errors import ServiceClosed
-from sage_core.services.specs import BackendUnavailable
 from sage_core.services.streams import StreamIterator, pump_async, pump_sync
 
 log = logging.getLogger("sage.services")

@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from sage_core.services.errors import ServiceClosed
+from sage_core.errors import ServiceClosed
 from sage_core.services.replica import Replica, StreamIterator
 
 

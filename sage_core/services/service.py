@@ -21,13 +21,17 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from sage_core.errors import ServiceClosed, ServiceError, ServiceTimeout
 from sage_core.plugins.manager import PluginManager
 from sage_core.services.chain import ReplicaFactory, build_chain
 from sage_core.services.config import ServiceConfig
 from sage_core.services.deadlines import DeadlineScheduler
-from sage_core.services.errors import ServiceClosed, ServiceError, ServiceTimeout
 from sage_core.services.routing import BackendGroup, failed, when_all
-from sage_core.services.start_failures import StartFailure, collect_start_failures, no_backend_error
+from sage_core.services.start_failures import (
+    StartFailure,
+    collect_start_failures,
+    no_backend_error,
+)
 from sage_core.services.streams import StreamIterator
 
 log = logging.getLogger("sage.services")

@@ -6,14 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 
-class BackendUnavailable(RuntimeError):
-    """Raised by a backend factory that cannot run here (no GPU, missing package).
-
-    The service layer then moves to the next backend of the service's ``fallback`` chain; without
-    one, the message reaches the user, so say what is missing and how to get it.
-    """
-
-
 @dataclass(frozen=True)
 class ServiceKind:
     """A kind of service: a name, its contract, and which of its methods change state.

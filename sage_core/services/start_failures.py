@@ -13,8 +13,7 @@ import logging
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 
-from sage_core.plugins.manager import ConfigError
-from sage_core.services.errors import ServiceError
+from sage_core.errors import ConfigError, ServiceError
 from sage_core.services.routing import BackendGroup
 
 log = logging.getLogger("sage.services")

@@ -8,7 +8,7 @@ import threading
 from concurrent.futures import Future
 from typing import Any, Callable, Iterator, Sequence
 
-from sage_core.services.errors import ServiceClosed, ServiceTimeout
+from sage_core.errors import ServiceClosed, ServiceTimeout
 
 
 class StreamIterator(Iterator[Any]):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sage_core import BaseFunction, LocalEnvironment, MapFunction, SinkFunction, SourceFunction
-from sage_core.runtime.errors import CloseFailed, JobFailed, OpenFailed
+from sage_core.errors import CloseFailed, JobFailed, OpenFailed
 
 pytestmark = pytest.mark.timeout(60)
 

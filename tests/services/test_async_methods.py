@@ -11,7 +11,7 @@ from typing import AsyncIterator, Iterator
 import pytest
 
 from sage_core.services.batching import batchable
-from sage_core.services.errors import ServiceError, ServiceTimeout
+from sage_core.errors import ServiceError, ServiceTimeout
 from sage_core.services.manager import ServiceManager
 
 

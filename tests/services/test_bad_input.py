@@ -7,7 +7,7 @@ from concurrent.futures import wait
 import numpy as np
 import pytest
 
-from sage_core.services.errors import ServiceError
+from sage_core.errors import ServiceError
 from sage_core.services.manager import ServiceManager
 from sage_core.testing import unit_vectors
 

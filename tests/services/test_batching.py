@@ -10,8 +10,8 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
+from sage_core.errors import ServiceClosed
 from sage_core.services.batching import BatchingQueue, BatchSpec, batch_spec, batchable
-from sage_core.services.errors import ServiceClosed
 
 
 class RowSums:

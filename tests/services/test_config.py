@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sage_core.config import JobConfig, SageConfig, load_config
-from sage_core.plugins.manager import ConfigError
+from sage_core.errors import ConfigError
 from sage_core.services.manager import ServiceManager
 
 YAML = """

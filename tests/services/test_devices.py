@@ -7,7 +7,7 @@ from typing import Iterator
 import pytest
 
 from sage_core.services.devices import gpu_count, resolve_device
-from sage_core.services.specs import BackendUnavailable
+from sage_core.errors import BackendUnavailable
 
 
 @pytest.fixture

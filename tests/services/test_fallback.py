@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from sage_core.plugins.builtin.numpy_vdb import NumpyVectorStore
-from sage_core.services.errors import ServiceError
+from sage_core.errors import ServiceError
 from sage_core.services.manager import ServiceManager
-from sage_core.services.specs import BackendUnavailable
+from sage_core.errors import BackendUnavailable
 from sage_core.testing import unit_vectors
 
 

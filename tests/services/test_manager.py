@@ -9,14 +9,8 @@ from typing import Any
 
 import pytest
 
-from sage_core.plugins.manager import ConfigError
-from sage_core.services.errors import (
-    ServiceClosed,
-    ServiceError,
-    ServiceTimeout,
-    UnknownMethodError,
-    UnknownServiceError,
-)
+from sage_core.errors import ConfigError
+from sage_core.errors import ServiceClosed, ServiceError, ServiceTimeout, UnknownMethodError, UnknownServiceError
 from sage_core.services.manager import ServiceManager
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sage_core.plugins.manager import ConfigError
-from sage_core.services.errors import ServiceError
+from sage_core.errors import ConfigError
+from sage_core.errors import ServiceError
 from sage_core.services.manager import ServiceManager
 from sage_core.services.process_replica import ProcessReplica
 

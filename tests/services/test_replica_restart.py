@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sage_core.services.config import RestartConfig
-from sage_core.services.errors import ServiceError
+from sage_core.errors import ServiceError
 from sage_core.services.manager import ServiceManager
 from sage_core.services.process_replica import ProcessReplica, exit_cause
 

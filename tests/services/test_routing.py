@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from sage_core.plugins.builtin.numpy_vdb import NumpyVectorStore
-from sage_core.plugins.manager import ConfigError
+from sage_core.errors import ConfigError
 from sage_core.services.manager import ServiceManager
 from sage_core.services.routing import stable_shard
 from sage_core.testing import unit_vectors

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sage_core.plugins.manager import ConfigError
-from sage_core.services.errors import ServiceError
+from sage_core.errors import ConfigError
+from sage_core.errors import ServiceError
 from sage_core.services.manager import ServiceManager
 
 sys.path.insert(0, str(Path(__file__).parent))  # the child processes import the backends by module name

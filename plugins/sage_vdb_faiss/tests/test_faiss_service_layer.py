@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from sage_core.services.errors import ServiceError
+from sage_core.errors import ServiceError
 from sage_core.services.manager import ServiceManager
 from sage_core.testing import unit_vectors
 from sage_vdb_faiss import VDBService, gpu_count

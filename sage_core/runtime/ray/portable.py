@@ -14,7 +14,7 @@ from typing import Any
 from ray import cloudpickle
 
 from sage_core.compiler.physical import PhysicalGraph
-from sage_core.runtime.errors import JobFailed
+from sage_core.errors import JobFailed
 from sage_core.services import remote
 
 

@@ -23,7 +23,13 @@ from sage_core.compiler.logical import OperatorSpec, Partitioning
 from sage_core.compiler.physical import Chain, PhysicalGraph
 from sage_core.runtime.errors import ErrorPolicy, job_error
 from sage_core.runtime.ray.services import RemoteService, RemoteServices
-from sage_core.runtime.ray.task_actor import ChainSpecs, OutputSpec, RemoteTaskActor, TaskOutcome, TaskSetup
+from sage_core.runtime.ray.task_actor import (
+    ChainSpecs,
+    OutputSpec,
+    RemoteTaskActor,
+    TaskOutcome,
+    TaskSetup,
+)
 from sage_core.runtime.records import OperatorStats
 
 STATS_TIMEOUT_S = 10.0

@@ -21,7 +21,13 @@ import ray
 
 from sage_core.runtime.ray.cluster import threads_block_not_the_loop
 from sage_core.runtime.ray.portable import portable_exception
-from sage_core.runtime.ray.replies import RemoteStream, Reply, answer, reply_future, stream_replies
+from sage_core.runtime.ray.replies import (
+    RemoteStream,
+    Reply,
+    answer,
+    reply_future,
+    stream_replies,
+)
 from sage_core.services.config import BatchConfig, ServiceConfig
 from sage_core.services.deadlines import DeadlineScheduler
 from sage_core.services.remote import SignatureView, method_signatures

@@ -18,12 +18,16 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import ray
 
+from sage_core.errors import ServiceError
 from sage_core.plugins.manager import PluginManager
 from sage_core.runtime.ray.replies import RemoteStream, reply_future
-from sage_core.runtime.ray.service_actors import PluginSnapshot, RemoteReplicaHost, RemoteServiceRouter
+from sage_core.runtime.ray.service_actors import (
+    PluginSnapshot,
+    RemoteReplicaHost,
+    RemoteServiceRouter,
+)
 from sage_core.services.chain import build_chain
 from sage_core.services.config import BatchConfig, ResourcesConfig, ServiceConfig
-from sage_core.services.errors import ServiceError
 from sage_core.services.proxy import ServiceDirectory
 from sage_core.services.service import DEFAULT, StartOnce
 

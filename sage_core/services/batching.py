@@ -10,7 +10,11 @@ The service layer then gives each replica one :class:`BatchingQueue` per batchab
 dedicated thread. The thread takes the first waiting request, collects more for at most
 ``max_wait_ms`` (or until ``max_size`` rows), groups them by their *other* arguments (``top_k``,
 ``filter``: only equal ones share a call), stacks ``arg`` along the first axis and calls the
-method once per group. Stacking rules:
+method once per group. The wait ends early once as many requests are in as the queue expects:
+the most recent batches tell how many callers there are (a batch whose window ran out sets the
+estimate, one that filled up early can only raise it; the first batch waits the whole window), so
+a lone caller is served at once and callers that each wait for their last answer are stacked as
+soon as they have all asked again, instead of idling out the window. Stacking rules:
 
 * numpy arrays: 1-D rows are stacked, 2-D arrays concatenated (a mix works);
 * lists and tuples are concatenated; any other value (``str``, a dict) is one item.
@@ -129,6 +133,8 @@ class _Request:
 
 
 _STOP = object()
+_UNKNOWN = 1 << 62
+"""The expected batch before the first window has run out: wait the whole window."""
 
 
 class BatchingQueue:
@@ -162,6 +168,9 @@ class BatchingQueue:
         self._max_wait = float(spec.max_wait_ms) / 1000.0
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._carry: _Request | None = None
+        self._expected = _UNKNOWN  # requests a batch is expected to gather (see the module docstring)
+        self._wanted = 0  # queue length at which submit() wakes the collector; 0 while nobody waits
+        self._arrived = threading.Event()
         self._closed = False
         self._stats_lock = threading.Lock()
         self._collecting = threading.Lock()  # one thread collects at a time; the others run their batch
@@ -192,6 +201,9 @@ class BatchingQueue:
             future.set_exception(ServiceClosed(f"{self.name}: batching queue is closed"))
             return future
         self._queue.put(_Request(value, kwargs, future))
+        wanted = self._wanted
+        if wanted and self._queue.qsize() >= wanted:
+            self._arrived.set()  # the collector is waiting for exactly this many: one wake-up per batch
         return future
 
     def stats(self) -> dict[str, float]:
@@ -212,6 +224,7 @@ class BatchingQueue:
             return
         self._closed = True
         self._queue.put(_STOP)
+        self._arrived.set()  # a collector waiting for more requests sees the stop now
         deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
         for thread in self._threads:
             thread.join(None if timeout is None else max(0.0, deadline - time.monotonic()))
@@ -246,16 +259,19 @@ class BatchingQueue:
         rows = first.rows
         deadline = time.monotonic() + self._max_wait
         get_nowait = self._queue.get_nowait
+        expected = self._expected
         while rows < self._max_size:
             try:
                 item = get_nowait()
             except queue.Empty:
-                # Sleep through the rest of the window, then drain: one wake-up per batch instead
-                # of one per request (each wake-up hands the GIL back and forth with the callers).
+                if len(batch) >= expected:
+                    self._expected = max(expected, len(batch))
+                    return batch, False
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    break
-                time.sleep(remaining)
+                    self._expected = len(batch)  # a whole window brought this many: the callers there are
+                    return batch, False
+                self._wait_for(expected - len(batch), remaining)
                 continue
             if item is _STOP:
                 return batch, True
@@ -264,7 +280,20 @@ class BatchingQueue:
                 break
             batch.append(item)
             rows += item.rows
+        self._expected = max(expected, len(batch))
         return batch, False
+
+    def _wait_for(self, more: int, timeout: float) -> None:
+        """Block until ``more`` requests are queued or ``timeout`` passes.
+
+        ``submit`` sets the event only when the queue reaches that length: one wake-up per batch
+        instead of one per request (each wake-up hands the GIL back and forth with the callers).
+        """
+        self._arrived.clear()
+        self._wanted = more
+        if self._queue.qsize() < more:
+            self._arrived.wait(timeout)
+        self._wanted = 0
 
     def _dispatch(self, batch: list[_Request]) -> None:
         live = [r for r in batch if r.future.set_running_or_notify_cancel()]

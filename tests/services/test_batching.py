@@ -10,8 +10,8 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-from sage_core.errors import ServiceClosed
 from sage_core.services.batching import BatchingQueue, BatchSpec, batch_spec, batchable
+from sage_core.errors import ServiceClosed
 
 
 class RowSums:
@@ -273,3 +273,20 @@ def test_max_in_flight_may_be_a_function_of_the_backend(on_gpu: bool, threads: i
         assert len(queue._threads) == threads
     finally:
         queue.close()
+
+
+def test_batches_stop_waiting_once_as_many_callers_as_last_time_have_asked(backend: RowSums, queue_of: Any) -> None:
+    queue = queue_of("total", max_wait_ms=4000)  # a window far longer than the waits below allow
+    first = submit_together(queue, [{"rows": np.full(3, i, dtype=np.float32)} for i in range(4)])
+    assert [f.result(10) for f in first] == [0.0, 3.0, 6.0, 9.0]  # the first window runs out: 4 callers
+    again = submit_together(queue, [{"rows": np.full(3, i, dtype=np.float32)} for i in range(4)])
+    assert [f.result(2) for f in again] == [0.0, 3.0, 6.0, 9.0]  # all 4 in: no need to wait the window
+    assert backend.calls == [4, 4]
+
+
+def test_a_lone_caller_is_not_held_for_the_window(backend: RowSums, queue_of: Any) -> None:
+    queue = queue_of("total", max_wait_ms=4000)
+    assert queue.submit((), {"rows": np.ones(3)}).result(10) == 3.0  # the first window runs out: 1 caller
+    for i in range(3):
+        assert queue.submit((), {"rows": np.full(3, i, dtype=np.float32)}).result(2) == 3.0 * i
+    assert backend.calls == [1, 1, 1, 1]

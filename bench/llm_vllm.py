@@ -19,6 +19,8 @@ pipeline_tokens_per_s, ratio, embed_direct_per_s, embed_service_per_s, embed_rat
 is then the raw async engine, plus device, raw_llm_tokens_per_s (LLM.generate), engine_start_s.
 ``--gpu --gpus 2``: one line each for one GPU, tensor parallel, replicas and replicas as Ray actors
 (``bench/llm_multi_gpu.py``).
+``--embed-only``: the embedding lines alone (no vLLM needed): embed_direct_per_s, embed_service_per_s,
+embed_ratio, on the GPU with ``--gpu``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ def main() -> None:
 
         for name, value in MULTI_GPU_ENV.items():
             os.environ.setdefault(name, value)
+    if args.embed_only:
+        print(json.dumps(measure_embeddings(args, "cuda" if args.gpu else "cpu")), flush=True)
+        return
     from sage_llm_vllm.engine import prepare_device
 
     device = prepare_device("cuda" if args.gpu else "cpu", "bench/llm_vllm.py")
@@ -110,10 +115,8 @@ def measure(args: argparse.Namespace, model: str, device: str) -> dict[str, Any]
     sampling = {"max_tokens": args.new_tokens, "temperature": 0.0, "ignore_eos": True}
     capacity = max(args.prompts, service.max_num_seqs)
     prompts_feed, prompts_done = Feed(), Counter()
-    texts_feed, texts_done = Feed(), Counter()
     env.from_source(prompts_feed).map(Generate(sampling), capacity=capacity, ordered=False).sink(prompts_done)
-    if embedder is not None:
-        env.from_source(texts_feed).map(Embed, capacity=args.embed_texts, ordered=False).sink(texts_done)
+    embed_timers = {} if embedder is None else embed_paths(env, embedder, args, rng)
     job = env.submit(autostop=False)
 
     def fresh_prompts() -> list[list[int]]:
@@ -143,32 +146,76 @@ def measure(args: argparse.Namespace, model: str, device: str) -> dict[str, Any]
         results = prompts_done.expect(len(texts), lambda: prompts_feed.put(texts))
         return _tokens(c.token_ids for c in results) / (time.perf_counter() - begin)
 
-    def time_embed_direct() -> float:
-        texts = _sentences(rng, args.embed_texts)
-        begin = time.perf_counter()
-        embedder.model.encode(texts, batch_size=embedder.batch_size, convert_to_numpy=True, normalize_embeddings=True)
-        return len(texts) / (time.perf_counter() - begin)
-
-    def time_embed_service() -> float:
-        texts = _sentences(rng, args.embed_texts)
-        begin = time.perf_counter()
-        texts_done.expect(len(texts), lambda: texts_feed.put(texts))
-        return len(texts) / (time.perf_counter() - begin)
-
     try:
         _check_round_trip(tokenizer, fresh_prompts()[0])
         time_pipeline()  # warm the path once, untimed
         llm_rates = _rotating(args.runs, {"raw_llm": time_raw_llm, "raw_async": time_raw_async, "pipeline": time_pipeline})
         embed_rates: dict[str, float] = {}
-        if embedder is not None:
-            time_embed_service()
-            embed_rates = _rotating(args.runs, {"direct": time_embed_direct, "service": time_embed_service})
+        if embed_timers:
+            embed_timers["service"]()  # warm the path once, untimed
+            embed_rates = _rotating(args.runs, embed_timers)
     finally:
         job.stop()
         env.close()
         raw = None  # drop the offline engine (and its GPU memory) before returning
     line = _line(args, llm_rates, embed_rates, service.engine_start_s, raw_start_s, service.max_num_seqs)
     return line if embed_error is None else line | {"embed_error": embed_error}
+
+
+def measure_embeddings(args: argparse.Namespace, device: str) -> dict[str, Any]:
+    """``--embed-only``: the embedding service's pipeline against a direct encode, nothing else."""
+    import numpy as np
+
+    from sage_core import LocalEnvironment
+    from sage_llm_vllm import SentenceTransformersEmbedder
+
+    embedder = SentenceTransformersEmbedder(device)
+    env = LocalEnvironment("bench-embed")
+    batch = {"max_size": args.embed_batch_max} if args.embed_batch_max else {}
+    batch |= {"max_in_flight": args.embed_in_flight} if args.embed_in_flight else {}
+    env.register_service("embed", lambda: embedder, **({"batch": batch} if batch else {}))
+    env.services.start()
+    timers = embed_paths(env, embedder, args, np.random.default_rng(args.seed))
+    job = env.submit(autostop=False)
+    try:
+        timers["service"]()  # warm the path once, untimed
+        rates = _rotating(args.runs, timers)
+        mean_batch = env.services.metrics()["embed"]["batch"].get("embed", {}).get("mean_rows")
+    finally:
+        job.stop()
+        env.close()
+    return {
+        "embed_direct_per_s": round(rates["direct"], 1),
+        "embed_service_per_s": round(rates["service"], 1),
+        "embed_ratio": round(rates["service"] / rates["direct"], 3),
+        "device": _device_name() if args.gpu else "cpu",
+        "embed_texts": args.embed_texts,
+        "batch_size": embedder.batch_size,
+        "service_batch": batch or "the method's own",
+        "mean_batch_texts": mean_batch,
+        "runs": args.runs,
+    }
+
+
+def embed_paths(env: Any, embedder: Any, args: argparse.Namespace, rng: Any) -> dict[str, Callable[[], float]]:
+    """Build the embedding pipeline on ``env`` (its ``embed`` service registered and started);
+    return the timers of one run each: ``direct`` (``encode`` on the list) and ``service``."""
+    feed, done = Feed(), Counter()
+    env.from_source(feed).map(Embed, capacity=args.embed_texts, ordered=False).sink(done)
+
+    def direct() -> float:
+        texts = _sentences(rng, args.embed_texts)
+        begin = time.perf_counter()
+        embedder.model.encode(texts, batch_size=embedder.batch_size, convert_to_numpy=True, normalize_embeddings=True)
+        return len(texts) / (time.perf_counter() - begin)
+
+    def service() -> float:
+        texts = _sentences(rng, args.embed_texts)
+        begin = time.perf_counter()
+        done.expect(len(texts), lambda: feed.put(texts))
+        return len(texts) / (time.perf_counter() - begin)
+
+    return {"direct": direct, "service": service}
 
 
 # --------------------------------------------------------------------------- pipeline pieces
@@ -340,6 +387,9 @@ def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--new-tokens", type=int)
     parser.add_argument("--runs", type=int, help="timed runs per path (median); default 5 on cpu, 3 on gpu, 2 with --gpus")
     parser.add_argument("--embed-texts", type=int)
+    parser.add_argument("--embed-only", action="store_true", help="only the embedding lines (no vLLM needed)")
+    parser.add_argument("--embed-batch-max", type=int, help="--embed-only: the embedding service's batch max_size")
+    parser.add_argument("--embed-in-flight", type=int, help="--embed-only: the embedding service's batch max_in_flight")
     parser.add_argument("--eager", action="store_true", help="GPU: eager engines (fast start, slower steps)")
     parser.add_argument("--gpu-share", type=float, default=0.4, help="GPU: gpu_memory_utilization of each engine")
     parser.add_argument("--max-num-seqs", type=int)

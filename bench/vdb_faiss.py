@@ -8,8 +8,10 @@ For each index, in one run and side by side:
   one call of ``--caller-batch`` queries at a time through ``ServiceManager.async_["vdb"].search_arrays``
   to a ``sage_vdb_faiss.VDBService`` (the service layer coalesces them into stacked FAISS calls;
   results come back as one structured array per call);
-* ``service_hits_qps`` / ``hits_ratio``: the same through ``search``, which builds a ``Hit`` object per
-  result (what costs the host time at GPU speeds);
+* ``service_hits_qps`` / ``hits_ratio``: the same through ``search``, whose results read as lists of
+  ``Hit`` (columnar ``sage_core.Hits``: no ``Hit`` object is made until the caller reads one);
+* ``service_hits_read_qps`` / ``hits_read_ratio``: ``search`` again, each caller reading every hit's
+  ``id`` (so every ``Hit`` object is made, in the callers' thread) before its next call;
 * ``ratio`` = service / direct (target >= 0.85) and ``recall_at_10`` of the service's answers
   against exact search;
 * ``direct_qps_at_service_batch``: FAISS called directly in batches as large as the service's
@@ -173,6 +175,7 @@ class LoadedService:
             self.manager.sync["vdb"].add(data, ids=[str(i) for i in range(len(data))], timeout_s=None)
             self.build_s = round(time.perf_counter() - start, 1)
             self.searches = {"arrays": self.manager.async_["vdb"].search_arrays, "hits": self.manager.async_["vdb"].search}
+            self.searches["hits_read"] = self.searches["hits"]
             for search in self.searches.values():
                 for future in [search(query=data[i], top_k=10) for i in range(64)]:
                     future.result()  # warm-up
@@ -190,10 +193,10 @@ class LoadedService:
         """Queries/s of ``callers`` concurrent callers searching every query, and the ids found.
 
         ``how``: ``arrays`` calls ``search_arrays`` (one structured array per call), ``hits`` calls
-        ``search`` (a ``Hit`` object per result).
+        ``search`` (hits read as ``Hit`` objects), ``hits_read`` calls ``search`` and reads every hit.
         """
         found = np.full((len(queries), 10), -1, dtype=np.int64)
-        elapsed = run_callers(self.searches[how], queries, found, callers, caller_batch)
+        elapsed = run_callers(self.searches[how], queries, found, callers, caller_batch, read=how == "hits_read")
         return len(queries) / elapsed, found
 
     def mean_batch_rows(self) -> float:
@@ -210,7 +213,7 @@ def compare(
     caller_batch: int,
 ) -> dict[str, Any]:
     """Best of ``--repeat`` interleaved rounds: FAISS direct, the service, FAISS at the service's batch size."""
-    best = {"direct_qps": 0.0, "service_qps": 0.0, "service_hits_qps": 0.0, "same_batch_qps": 0.0}
+    best = {"direct_qps": 0.0, "service_qps": 0.0, "service_hits_qps": 0.0, "service_hits_read_qps": 0.0, "same_batch_qps": 0.0}
     found = np.empty(0)
     for _ in range(args.repeat):
         best["direct_qps"] = max(best["direct_qps"], direct_throughput(index, queries, batch=direct_batch))
@@ -218,6 +221,8 @@ def compare(
         best["service_qps"] = max(best["service_qps"], qps)
         hits_qps, _ = service.measure(queries, args.callers, caller_batch, how="hits")
         best["service_hits_qps"] = max(best["service_hits_qps"], hits_qps)
+        read_qps, _ = service.measure(queries, args.callers, caller_batch, how="hits_read")
+        best["service_hits_read_qps"] = max(best["service_hits_read_qps"], read_qps)
         same = direct_throughput(index, queries, batch=max(1, round(service.mean_batch_rows())))
         best["same_batch_qps"] = max(best["same_batch_qps"], same)
     direct_found = np.concatenate(
@@ -230,9 +235,12 @@ def compare(
     }
 
 
-def run_callers(search: Any, queries: np.ndarray, found: np.ndarray, callers: int, caller_batch: int) -> float:
+def run_callers(
+    search: Any, queries: np.ndarray, found: np.ndarray, callers: int, caller_batch: int, read: bool = False
+) -> float:
     """Seconds for ``callers`` asyncio tasks, each awaiting one call of ``caller_batch`` queries at a
-    time, to search every query (the caller model of ``bench/services.py``); then fills ``found``."""
+    time, to search every query (the caller model of ``bench/services.py``); then fills ``found``.
+    ``read``: each caller reads every hit's ``id`` of an answer before its next call."""
     chunks = iter(range(0, len(queries), caller_batch))
     answers: dict[int, Any] = {}
 
@@ -242,6 +250,10 @@ def run_callers(search: Any, queries: np.ndarray, found: np.ndarray, callers: in
             query = queries[lo] if hi - lo == 1 else queries[lo:hi]
             result = await asyncio.wrap_future(search(query=query, top_k=10, timeout_s=None))
             answers[lo] = [result] if hi - lo == 1 else result
+            if read:
+                for row in answers[lo]:
+                    for hit in row:
+                        hit.id  # noqa: B018 - reading it is the point
 
     async def run_all() -> None:
         await asyncio.gather(*(caller() for _ in range(callers)))
@@ -268,6 +280,8 @@ def line(index: str, device: str, data: np.ndarray, figures: dict[str, Any], tru
         "ratio": round(figures["service_qps"] / figures["direct_qps"], 3),
         "service_hits_qps": round(figures["service_hits_qps"], 1),
         "hits_ratio": round(figures["service_hits_qps"] / figures["direct_qps"], 3),
+        "service_hits_read_qps": round(figures["service_hits_read_qps"], 1),
+        "hits_read_ratio": round(figures["service_hits_read_qps"] / figures["direct_qps"], 3),
         "recall_at_10": round(recall_at_10(figures["found"], truth), 4),
         "direct_recall_at_10": round(recall_at_10(figures["direct_found"], truth), 4),
         "queries": len(truth),

@@ -26,7 +26,7 @@ _EXPORTS: dict[str, str] = {
     "BatchFunction": "sage_core.api.functions",
     "CoMapFunction": "sage_core.api.functions",
     "JoinFunction": "sage_core.api.functions",
-    "RuntimeContext": "sage_core.api.functions",
+    "RuntimeContext": "sage_core.runtime.context",
     "JobHandle": "sage_core.runtime.job",
     "JobFailed": "sage_core.errors",
     "OpenFailed": "sage_core.errors",

@@ -8,21 +8,9 @@ that instance (and, after ``keyby``, every record of a key reaches the same inst
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-
-@dataclass
-class RuntimeContext:
-    """What a running function instance knows about its place in the job."""
-
-    job_name: str
-    operator: str
-    instance: int
-    parallelism: int
-    services: Any = None
-    """The job's service manager: ``services.sync[name]`` and ``services.async_[name]`` give proxies."""
-    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("sage"))
+from sage_core.runtime.context import OperatorFunction, RuntimeContext
 
 
 class _NoServices(Mapping[str, Any]):
@@ -39,7 +27,7 @@ class _NoServices(Mapping[str, Any]):
         return 0
 
 
-class BaseFunction:
+class BaseFunction(OperatorFunction):
     """Base of every function class; subclasses implement ``execute``.
 
     Inside ``execute``: ``self.call_service["name"].method(**kw)`` blocks for the result,
@@ -47,19 +35,6 @@ class BaseFunction:
     ``self.ctx`` is the :class:`RuntimeContext`, ``self.logger`` a logger named for the operator.
     Override ``open()``/``close()`` to acquire and release per-instance resources.
     """
-
-    ctx: RuntimeContext | None = None
-
-    def execute(self, data: Any) -> Any:
-        """Process one record."""
-        msg = f"{type(self).__name__} must implement execute()"
-        raise TypeError(msg)
-
-    def open(self) -> None:
-        """Called once on the task's thread before the first record."""
-
-    def close(self) -> None:
-        """Called once when the task ends."""
 
     @property
     def call_service(self) -> Mapping[str, Any]:

@@ -9,10 +9,10 @@ import time
 from time import perf_counter
 from typing import Any, Callable
 
-from sage_core.api.functions import BaseFunction, RuntimeContext
 from sage_core.compiler.logical import OperatorSpec, OpKind
 from sage_core.compiler.physical import Chain, PhysicalGraph
 from sage_core.errors import OpenFailed
+from sage_core.runtime.context import OperatorFunction, RuntimeContext
 from sage_core.runtime.errors import ErrorPolicy, lifecycle_error
 from sage_core.runtime.operators import RUNNERS, OperatorRunner
 from sage_core.runtime.permit import Permit
@@ -69,7 +69,7 @@ class BoundChain:
         and :class:`OpenFailed` names the operator, chained to the cause.
         """
         for i, (spec, target) in enumerate(self.functions):
-            if not isinstance(target, BaseFunction):
+            if not isinstance(target, OperatorFunction):
                 continue
             try:
                 target.open()
@@ -83,7 +83,7 @@ class BoundChain:
         """Call ``close()`` on every function instance (or those given), even after one raised; the errors."""
         errors: list[Exception] = []
         for spec, target in self.functions if functions is None else functions:
-            if isinstance(target, BaseFunction):
+            if isinstance(target, OperatorFunction):
                 try:
                     target.close()
                 except Exception as exc:
@@ -213,13 +213,13 @@ class BoundChain:
 def instantiate(spec: OperatorSpec, ctx: RuntimeContext) -> Any:
     """A function class is instantiated per instance; a function object is copied when parallel."""
     function = spec.function
-    if inspect.isclass(function) and issubclass(function, BaseFunction):
+    if inspect.isclass(function) and issubclass(function, OperatorFunction):
         target = function()
-    elif isinstance(function, BaseFunction):
+    elif isinstance(function, OperatorFunction):
         target = copy.deepcopy(function) if spec.parallelism > 1 else function
     else:
         return function
-    if isinstance(target, BaseFunction):
+    if isinstance(target, OperatorFunction):
         target.ctx = ctx
     return target
 
@@ -230,7 +230,7 @@ def entry_point(spec: OperatorSpec, target: Any) -> Any:
         if isinstance(target, (tuple, list)):
             return tuple(target)
         return (target.map0, target.map1)
-    if isinstance(target, BaseFunction):
+    if isinstance(target, OperatorFunction):
         return target.execute
     return target
 

@@ -6,12 +6,12 @@ import queue
 import threading
 from typing import Any, Callable
 
-from sage_core.api.functions import RuntimeContext
 from sage_core.compiler.logical import OperatorSpec, Partitioning
 from sage_core.compiler.partitioners import make_splitter
 from sage_core.compiler.physical import PhysicalGraph
 from sage_core.runtime import gc_tuning
 from sage_core.runtime.chain import BoundChain
+from sage_core.runtime.context import RuntimeContext
 from sage_core.runtime.errors import ErrorPolicy, job_error
 from sage_core.runtime.local.task import OutputPort, TaskThread
 from sage_core.runtime.records import END_OF_STREAM, WAKE, OperatorStats

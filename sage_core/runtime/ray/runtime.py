@@ -18,9 +18,9 @@ from typing import Any, Callable
 import ray
 from ray import cloudpickle
 
-from sage_core.api.functions import RuntimeContext
 from sage_core.compiler.logical import OperatorSpec, Partitioning
 from sage_core.compiler.physical import Chain, PhysicalGraph
+from sage_core.runtime.context import RuntimeContext
 from sage_core.runtime.errors import ErrorPolicy, job_error
 from sage_core.runtime.ray.services import RemoteService, RemoteServices
 from sage_core.runtime.ray.task_actor import (

@@ -19,11 +19,11 @@ from typing import Any
 import ray
 from ray import cloudpickle
 
-from sage_core.api.functions import RuntimeContext
 from sage_core.compiler.logical import OperatorSpec, Partitioning
 from sage_core.compiler.partitioners import make_splitter
 from sage_core.compiler.physical import Chain
 from sage_core.runtime.chain import BoundChain
+from sage_core.runtime.context import RuntimeContext
 from sage_core.runtime.errors import ErrorPolicy
 from sage_core.runtime.ray.channels import ChannelSender, InOrder, TaskAborted
 from sage_core.runtime.ray.cluster import threads_block_not_the_loop

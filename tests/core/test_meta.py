@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import inspect
 import tomllib
+import typing
 from pathlib import Path
 
 import pytest
 
 import sage_core
+import sage_core.plugin
 from sage_core.plugins import hookspecs
 
 ROOT = Path(__file__).parent.parent.parent
@@ -23,11 +25,14 @@ def test_every_hook_is_documented_in_the_readme_with_its_signature(hook) -> None
     assert hook.__doc__ and len(hook.__doc__.strip()) > 20
 
 
-@pytest.mark.parametrize("name", sage_core.__all__)
-def test_every_public_name_resolves_and_is_documented(name: str) -> None:
-    value = getattr(sage_core, name)
-    if callable(value) or inspect.isclass(value):
-        assert inspect.getdoc(value), f"sage_core.{name} has no docstring"
+PUBLIC = [(sage_core, name) for name in sage_core.__all__] + [(sage_core.plugin, name) for name in sage_core.plugin.__all__]
+
+
+@pytest.mark.parametrize(("module", "name"), PUBLIC, ids=lambda v: getattr(v, "__name__", v))
+def test_every_public_name_resolves_and_is_documented(module, name: str) -> None:
+    value = getattr(module, name)
+    if (callable(value) or inspect.isclass(value)) and typing.get_origin(value) is None:  # not a type alias
+        assert inspect.getdoc(value), f"{module.__name__}.{name} has no docstring"
 
 
 @pytest.mark.parametrize("pyproject", sorted(ROOT.glob("plugins/*/pyproject.toml")), ids=lambda p: p.parent.name)

@@ -42,6 +42,7 @@ def build_chain(
             accepted = accepted_options(factory)
             options = {k: v for k, v in config.options.items() if accepted is None or k in accepted}
         entries.append((entry.backend, entry.factory, options, entry.device, entry.replicas, 1, entry))
+    kind = plugins.kinds().get(config.kind) if config.kind else None
     chain, labels = [], set()
     for position, (backend, factory, options, device, replicas, shards, choice) in enumerate(entries):
         make = make_replica or (
@@ -66,7 +67,7 @@ def build_chain(
                 for index in range(replicas)
             ]
             sets.append(ReplicaSet(members))
-        chain.append(BackendGroup(label, config.kind, sets))
+        chain.append(BackendGroup(label, kind, sets))
     return chain
 
 

@@ -117,7 +117,7 @@ class ServiceConfig(BackendChoice):
     * ``isolation``: ``thread`` (replicas in this process) or ``process`` (each replica in a child
       process: for backends whose Python work per call would saturate one interpreter, such as
       several vLLM engines' front-ends; calls and results are pickled through a pipe);
-    * ``shards``: the data split by a stable hash of ids (kinds ``vdb`` and ``kv``);
+    * ``shards``: the data split as the kind's ``sharding`` rules say (``vdb`` and ``kv`` by a stable hash of ids and keys);
     * ``fallback``: backends tried in order when the one before raises, times out, failed to start
       (whatever its creation raised), or has ``max_queue_depth`` calls in flight on every replica;
     * ``batch``: overrides ``@batchable`` sizes (``false`` turns batching off);
@@ -209,15 +209,13 @@ def check_service(path: str, config: ServiceConfig, plugins: PluginManager) -> N
                 _check_options(f"{where}.options", config.kind, entry.backend, entry.options, plugins)
     for where, choice in [(path, config), *((f"{path}.fallback[{i}]", e) for i, e in enumerate(config.fallback))]:
         _check_isolation(where, choice)
-    if config.shards > 1:
-        from sage_core.services.routing import SHARD_RULES
-
-        if config.kind not in SHARD_RULES:
-            msg = (
-                f"{path}.shards: kind {config.kind!r} cannot be sharded; shardable kinds: "
-                f"{', '.join(sorted(SHARD_RULES))} (use replicas to share load instead)"
-            )
-            raise ConfigError(msg)
+    if config.shards > 1 and not (config.kind in kinds and kinds[config.kind].sharding):
+        shardable = sorted(name for name, kind in kinds.items() if kind.sharding)
+        msg = (
+            f"{path}.shards: kind {config.kind!r} cannot be sharded; shardable kinds: "
+            f"{', '.join(shardable)} (use replicas to share load instead)"
+        )
+        raise ConfigError(msg)
 
 
 def accepted_options(factory: Callable[..., Any]) -> set[str] | None:

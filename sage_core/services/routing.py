@@ -4,32 +4,24 @@
   in flight (ties rotate); writes go to every usable replica (they hold the same data) and a
   replica whose write failed while another's succeeded is marked stale (no more reads).
 * :class:`BackendGroup`: one backend of a service's chain, ``shards`` replica sets. With one shard
-  every call goes straight through. With several, :data:`SHARD_RULES` says per kind and method
-  how a call is split: by a stable CRC-32 hash of each id (``add``, ``upsert``, ``get``,
-  ``delete``) or key (``put``, ``get``, ``delete``), or fanned out to every shard and merged
-  (``search`` keeps the exact top-k of the union, ``count`` sums, ``keys`` merges sorted;
-  ``save``/``load`` use one file per shard, ``PATH.shardI-of-N``).
+  every call goes straight through. With several, the service kind's ``sharding`` rule for the
+  method (:mod:`sage_core.services.sharding`) splits the call into parts, one per shard it
+  concerns, and merges their answers.
 """
 
 from __future__ import annotations
 
-import heapq
 import inspect
 import itertools
 import threading
-import zlib
 from concurrent.futures import Future
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-import numpy as np
-
-from sage_core.errors import ServiceClosed
+from sage_core.errors import ConfigError, ServiceClosed
 from sage_core.services.replica import Replica, StreamIterator
 
-
-def stable_shard(key: str, shards: int) -> int:
-    """The shard of ``key``: CRC-32 of its UTF-8 bytes modulo ``shards`` (same in every process)."""
-    return zlib.crc32(key.encode("utf-8")) % shards
+if TYPE_CHECKING:
+    from sage_core.services.specs import ServiceKind
 
 
 class ReplicaSet:
@@ -75,9 +67,9 @@ class ReplicaSet:
 
 
 class BackendGroup:
-    """One backend of a service's chain: its label, kind and shards of replicas."""
+    """One backend of a service's chain: its label, its kind (``None`` for a bare factory) and shards of replicas."""
 
-    def __init__(self, label: str, kind: str | None, shards: list[ReplicaSet]) -> None:
+    def __init__(self, label: str, kind: ServiceKind | None, shards: list[ReplicaSet]) -> None:
         self.label = label
         self.kind = kind
         self.shards = shards
@@ -113,15 +105,17 @@ class BackendGroup:
         """Route one call to the right shard(s) and replica(s)."""
         if len(self.shards) == 1:
             return self.shards[0].call(method, args, kwargs, write)
-        rule = SHARD_RULES.get(self.kind or "", {}).get(method)
+        sharding = self.kind.sharding if self.kind is not None else {}
+        rule = sharding.get(method)
         if rule is None:
-            methods = ", ".join(sorted(SHARD_RULES.get(self.kind or "", {})))
-            return failed(ValueError(f"{method}() cannot be routed across shards; sharded methods: {methods}"))
+            return failed(self._unsharded(method, sharding))
         try:
-            arguments = self._bind(method, args, kwargs)
-        except TypeError as exc:
+            arguments = self.bind(method, args, kwargs)
+            parts = rule.split(arguments, len(self.shards))
+        except Exception as exc:
             return failed(exc)
-        return rule(self, method, arguments, write)
+        futures = [self.shards[part.shard].call(method, (), part.arguments, write) for part in parts]
+        return combine(futures, lambda answers: rule.merge(answers, parts, arguments))
 
     def open_stream(self, method: str, args: Sequence[Any], kwargs: dict[str, Any], timeout: float | None) -> StreamIterator:
         """Start a streaming call on the least-loaded replica of the first shard."""
@@ -131,132 +125,27 @@ class BackendGroup:
             raise RuntimeError(msg)
         return replica.open_stream(method, args, kwargs, timeout)
 
-    def _bind(self, method: str, args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    def bind(self, method: str, args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's arguments by name, defaults filled in, bound to the backend method's signature."""
         signature = self._signatures.get(method)
         if signature is None:
-            replica = next(r for r in self.replicas if r.state == "ready")
+            replica = next((r for r in self.replicas if r.state == "ready"), None)
+            if replica is None:
+                msg = f"{self.label}: no ready replica to read {method}()'s signature from"
+                raise RuntimeError(msg)
             signature = self._signatures[method] = inspect.signature(getattr(replica.backend, method))
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         return dict(bound.arguments)
 
-
-# ---------------------------------------------------------------------- shard rules
-
-Rule = Callable[[BackendGroup, str, dict[str, Any], bool], Future]
-
-
-def _by_ids(merge: Callable[[list[tuple[list[int], Any]], int], Any]) -> Rule:
-    """Split ``ids`` (and the row-aligned ``vectors``/``metadata``) by shard; merge the parts."""
-
-    def rule(group: BackendGroup, method: str, arguments: dict[str, Any], write: bool) -> Future:
-        ids = arguments.get("ids")
-        if isinstance(ids, str):
-            arguments["ids"] = ids = [ids]
-        if not ids or not all(isinstance(i, str) for i in ids):
-            return group.shards[0].call(method, (), arguments, write)
-        count = len(group.shards)
-        positions: dict[int, list[int]] = {}
-        for position, key in enumerate(ids):
-            positions.setdefault(stable_shard(key, count), []).append(position)
-        aligned = {name: arguments[name] for name in ("vectors", "metadata") if arguments.get(name) is not None}
-        if isinstance(aligned.get("vectors"), np.ndarray) and aligned["vectors"].ndim == 1:
-            aligned["vectors"] = aligned["vectors"].reshape(1, -1)
-        parts, futures = [], []
-        for shard, where in positions.items():
-            sub = dict(arguments)
-            sub["ids"] = [ids[p] for p in where]
-            for name, value in aligned.items():
-                sub[name] = value[where] if isinstance(value, np.ndarray) else [value[p] for p in where]
-            parts.append(where)
-            futures.append(group.shards[shard].call(method, (), sub, write))
-        return combine(futures, lambda results: merge(list(zip(parts, results)), len(ids)))
-
-    return rule
-
-
-def _by_key(group: BackendGroup, method: str, arguments: dict[str, Any], write: bool) -> Future:
-    key = arguments.get("key")
-    shard = stable_shard(key, len(group.shards)) if isinstance(key, str) else 0
-    return group.shards[shard].call(method, (), arguments, write)
-
-
-def _items_by_key(group: BackendGroup, method: str, arguments: dict[str, Any], write: bool) -> Future:
-    """Split ``items`` (a mapping or ``(key, value)`` pairs) by the shard of each key."""
-    items = arguments.get("items") or {}
-    pairs = list(items.items()) if isinstance(items, dict) else list(items)
-    count = len(group.shards)
-    by_shard: dict[int, list[tuple[Any, Any]]] = {}
-    for key, value in pairs:
-        by_shard.setdefault(stable_shard(key, count) if isinstance(key, str) else 0, []).append((key, value))
-    futures = [group.shards[shard].call(method, (), {**arguments, "items": dict(part)}, write) for shard, part in by_shard.items()]
-    return combine(futures, lambda results: None)
-
-
-def _fan_out(merge: Callable[[list[Any], dict[str, Any]], Any]) -> Rule:
-    """Send the call to every shard and merge the answers."""
-
-    def rule(group: BackendGroup, method: str, arguments: dict[str, Any], write: bool) -> Future:
-        futures = [shard.call(method, (), arguments, write) for shard in group.shards]
-        return combine(futures, lambda results: merge(results, arguments))
-
-    return rule
-
-
-def _per_shard_path(group: BackendGroup, method: str, arguments: dict[str, Any], write: bool) -> Future:
-    count = len(group.shards)
-    futures = []
-    for index, shard in enumerate(group.shards):
-        sub = dict(arguments)
-        sub["path"] = f"{arguments['path']}.shard{index}-of-{count}"
-        futures.append(shard.call(method, (), sub, write))
-    return combine(futures, lambda results: None)
-
-
-def _in_order(parts: list[tuple[list[int], Any]], size: int) -> list[Any]:
-    out: list[Any] = [None] * size
-    for where, result in parts:
-        for position, value in zip(where, result):
-            out[position] = value
-    return out
-
-
-def _sum_parts(parts: list[tuple[list[int], Any]], size: int) -> Any:
-    return sum(result for _, result in parts)
-
-
-def _merge_top_k(results: list[Any], arguments: dict[str, Any]) -> Any:
-    top_k = int(arguments.get("top_k") or 10)
-    if np.ndim(arguments.get("query")) == 1:
-        return heapq.nlargest(top_k, itertools.chain.from_iterable(results), key=lambda h: h.score)
-    return [
-        heapq.nlargest(top_k, itertools.chain.from_iterable(rows), key=lambda h: h.score) for rows in zip(*results)
-    ]
-
-
-SHARD_RULES: dict[str, dict[str, Rule]] = {
-    "vdb": {
-        "add": _by_ids(_in_order),
-        "upsert": _by_ids(_in_order),
-        "get": _by_ids(_in_order),
-        "delete": _by_ids(_sum_parts),
-        "search": _fan_out(_merge_top_k),
-        "count": _fan_out(lambda results, _: sum(results)),
-        "save": _per_shard_path,
-        "load": _per_shard_path,
-    },
-    "kv": {
-        "put": _by_key,
-        "put_many": _items_by_key,
-        "get": _by_key,
-        "delete": _by_key,
-        "keys": _fan_out(lambda results, _: sorted(itertools.chain.from_iterable(results))),
-        "count": _fan_out(lambda results, _: sum(results)),
-        "save": _per_shard_path,
-        "load": _per_shard_path,
-    },
-}
-"""How each method of a shardable kind is split across shards."""
+    def _unsharded(self, method: str, sharding: Any) -> ConfigError:
+        kind = self.kind.name if self.kind is not None else None
+        msg = (
+            f"kind {kind!r} has no sharding rule for {method}(), so it cannot run on {len(self.shards)} shards; "
+            f"methods that shard: {', '.join(sorted(sharding)) or 'none'} "
+            f"(call {method}() on a service without shards, or give the kind a rule in ServiceKind(sharding=...))"
+        )
+        return ConfigError(msg)
 
 
 # ---------------------------------------------------------------------- futures
@@ -302,7 +191,10 @@ def combine(futures: list[Future], merge: Callable[[list[Any]], Any]) -> Future:
         except Exception as exc:
             out.set_exception(exc)
 
-    when_all(futures, all_done)
+    if futures:
+        when_all(futures, all_done)
+    else:  # nothing to wait for: merge no answers now
+        all_done()
     return out
 
 
@@ -339,4 +231,4 @@ def _settle(out: Future, done: Future, merge: Callable[[Any], Any]) -> None:
         out.set_exception(merge_exc)
 
 
-__all__ = ["BackendGroup", "ReplicaSet", "SHARD_RULES", "combine", "failed", "first_success", "stable_shard", "when_all"]
+__all__ = ["BackendGroup", "ReplicaSet", "combine", "failed", "first_success", "when_all"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections import deque
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Iterator, Sequence
@@ -108,7 +107,9 @@ class Service(StartOnce):
         self.methods: dict[str, str] = {}
         self._deadlines = deadlines
         self.chain = build_chain(name, config, plugins, job_name, make_replica)
-        self._fills_ids = self.kind == "vdb" and sum(len(g.replicas) for g in self.chain) > 1
+        copies = sum(len(g.replicas) for g in self.chain)
+        rules = kind.sharding if kind is not None and copies > 1 else {}
+        self._key_assigners = {method: rule.assign_keys for method, rule in rules.items() if rule.assign_keys}
         self._state = "new"  # new | started | failed | closed
         self._start_error: BaseException | None = None
         self.start_failures: list[StartFailure] = []
@@ -167,9 +168,9 @@ class Service(StartOnce):
             self.calls += 1
             self.in_flight += 1
         out.add_done_callback(lambda f: self._record(f, started))
+        if method in self._key_assigners:
+            args, kwargs = self._assign_keys(method, args, kwargs)
         if method in self.write_methods:
-            if self._fills_ids and method == "add":
-                kwargs = _with_ids(args, kwargs)
             self._write(method, args, kwargs, timeout_s, out)
         else:
             self._read(method, args, kwargs, timeout_s, out, 0, [])
@@ -239,6 +240,17 @@ class Service(StartOnce):
             _resolve(out, result=first.result())
 
         when_all(attempts, all_done)
+
+    def _assign_keys(self, method: str, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[Sequence[Any], dict[str, Any]]:
+        """The call with the keys its caller left out filled in (the kind's ``assign_keys``), the same for every copy."""
+        group = next((g for g in self.chain if g.usable), None)
+        if group is None:
+            return args, kwargs
+        try:
+            arguments = group.bind(method, args, kwargs)
+        except (TypeError, ValueError, AttributeError):  # a call that does not fit: the backend will say so
+            return args, kwargs
+        return (), self._key_assigners[method](arguments)
 
     def _pick(self, start: int) -> tuple[int, BackendGroup] | None:
         if start == 0 and len(self.chain) == 1:  # the common case: one backend, nothing to choose
@@ -367,18 +379,6 @@ class _ServiceStream(Iterator[Any]):
     def close(self) -> None:
         """Stop the producer early."""
         self._stream.close()
-
-
-def _with_ids(args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Give an ``add`` without ids fresh ones, so every copy of the data uses the same ids."""
-    if len(args) >= 2 or kwargs.get("ids") is not None:
-        return kwargs
-    vectors = args[0] if args else kwargs.get("vectors")
-    shape = np.shape(vectors)
-    if len(shape) not in (1, 2):
-        return kwargs
-    rows = 1 if len(shape) == 1 else shape[0]
-    return {**kwargs, "ids": [uuid.uuid4().hex for _ in range(rows)]}
 
 
 def _merge_batch_stats(per_replica: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:

@@ -3,21 +3,40 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
+
+from sage_core.services.sharding import ShardRule
 
 
 @dataclass(frozen=True)
 class ServiceKind:
-    """A kind of service: a name, its contract, and which of its methods change state.
+    """A kind of service: a name, its contract, which of its methods change state, and how it shards.
 
     ``write_methods`` are mirrored to every backend of a fallback chain so that a fallback answers
     with the same data (vector, KV and graph stores); stateless kinds (llm, embedding) leave it empty.
+
+    ``sharding`` maps a method name to a :class:`~sage_core.services.sharding.ShardRule` saying how
+    a call spreads over the shards of a service with ``shards: N`` and how their answers merge
+    (built with :mod:`sage_core.services.sharding`: ``by_key``, ``by_keys``, ``fan_out(top_k())``,
+    ``broadcast()``, ...). A kind without rules cannot be sharded (use ``replicas`` to share load);
+    a method without a rule cannot be called on a sharded service. Like ``write_methods``, the rules
+    may name methods beyond the contract that backends offer (``put_many`` of the KV stores).
     """
 
     name: str
     contract: type
     description: str = ""
     write_methods: tuple[str, ...] = ()
+    sharding: Mapping[str, ShardRule] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        for method, rule in self.sharding.items():
+            if not isinstance(rule, ShardRule):
+                msg = (
+                    f"service kind {self.name!r}: sharding[{method!r}] is a {type(rule).__name__}, not a ShardRule; "
+                    "build it with sage_core.services.sharding (by_key, by_keys, by_items, fan_out, broadcast, shard_files)"
+                )
+                raise TypeError(msg)
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -18,37 +19,48 @@ from sage_core.plugins.manager import DEFAULT_PLUGINS, PluginManager
 PACKAGES = Path(__file__).parent.parent / "plugin_packages"
 
 
-def pip(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "-q", *args], check=True)
-
-
 @pytest.fixture(scope="module")
-def installed_plugins() -> Iterator[None]:
-    """Pip-install the example and the broken plugin into this environment, then remove them."""
-    pip("install", "--no-deps", "--no-build-isolation", str(PACKAGES / "sage_example_plugin"), str(PACKAGES / "sage_broken_plugin"))
-    yield
-    pip("uninstall", "-y", "sage-example-plugin", "sage-broken-plugin")
+def installed_plugins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The example and the broken plugin installed into a directory of their own, never into this venv.
+
+    Returns the environment of a Python process that sees them (``PYTHONPATH``: their entry points
+    are found through the ``.dist-info`` there).
+    """
+    sources, target = tmp_path_factory.mktemp("sources"), tmp_path_factory.mktemp("site")
+    names = ("sage_example_plugin", "sage_broken_plugin")
+    for name in names:
+        shutil.copytree(PACKAGES / name, sources / name, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "-q", "install", "--no-deps", "--no-build-isolation", "--target", str(target),
+         *(str(sources / name) for name in names)],
+        check=True,
+    )
+    return {**os.environ, "PYTHONPATH": str(target)}
 
 
-def sage_plugins_json() -> list[dict]:
-    out = subprocess.run([sys.executable, "-m", "sage_core", "plugins", "--json"], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
+def run(env: dict[str, str], *args: str) -> str:
+    """The output of ``python ARGS`` in a process that sees the installed plugins."""
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, check=True, env=env).stdout
 
 
-def test_installed_plugin_is_discovered_with_version_and_hooks(installed_plugins: None) -> None:
-    rows = {row["name"]: row for row in sage_plugins_json()}
+def sage_plugins_json(env: dict[str, str]) -> list[dict]:
+    return json.loads(run(env, "-m", "sage_core", "plugins", "--json"))
+
+
+def test_installed_plugin_is_discovered_with_version_and_hooks(installed_plugins: dict[str, str]) -> None:
+    rows = {row["name"]: row for row in sage_plugins_json(installed_plugins)}
     example = rows["example"]
     assert example["version"] == "1.2.3" and example["error"] is None
     assert example["hooks"] == ["sage_backends", "sage_register_commands", "sage_services"]
 
 
-def test_broken_plugin_is_reported_and_the_core_still_starts(installed_plugins: None) -> None:
-    rows = {row["name"]: row for row in sage_plugins_json()}
+def test_broken_plugin_is_reported_and_the_core_still_starts(installed_plugins: dict[str, str]) -> None:
+    rows = {row["name"]: row for row in sage_plugins_json(installed_plugins)}
     assert "a_module_that_is_not_installed" in rows["broken"]["error"]
     assert rows["example"]["error"] is None and all(rows[m]["error"] is None for m in DEFAULT_PLUGINS)
 
 
-def test_plugin_backend_serves_through_config(installed_plugins: None) -> None:
+def test_plugin_backend_serves_through_config(installed_plugins: dict[str, str]) -> None:
     code = (
         "from sage_core import LocalEnvironment\n"
         "env = LocalEnvironment('p')\n"
@@ -63,13 +75,11 @@ def test_plugin_backend_serves_through_config(installed_plugins: None) -> None:
         "env.from_batch(['hi']).map(Shout).sink(got.append)\n"
         "env.submit(); env.close(); print(got[0])\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "HI!"
+    assert run(installed_plugins, "-c", code).strip() == "HI!"
 
 
-def test_plugin_command_is_added_to_the_cli(installed_plugins: None) -> None:
-    out = subprocess.run([sys.executable, "-m", "sage_core", "shout"], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "HELLO FROM A PLUGIN"
+def test_plugin_command_is_added_to_the_cli(installed_plugins: dict[str, str]) -> None:
+    assert run(installed_plugins, "-m", "sage_core", "shout").strip() == "HELLO FROM A PLUGIN"
 
 
 class UnknownHook:

@@ -181,7 +181,8 @@ def top_k(
     the argument holding the query when a call may carry several: a value with more than
     ``query_ndim`` dimensions (``np.ndim``; a matrix of vectors with the default 1, a list of
     strings with 0) is a batch, each shard answers one list per query, and the lists are merged
-    row by row. Ties keep shard order, so the result equals one unsharded store's.
+    row by row. Equal scores keep shard order: make ``score`` a total order (e.g. the score, then
+    the id) where the result must not depend on how the data is sharded.
     """
     return functools.partial(_merge_top_k, k, default, score, queries, query_ndim)
 

@@ -13,8 +13,8 @@ from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 import pytest
 
-from sage_core import BackendSpec, LocalEnvironment, MapFunction, ServiceError, ServiceKind, hookimpl
-from sage_core.plugins.manager import get_plugin_manager
+from sage_core import LocalEnvironment, MapFunction
+from sage_core.plugin import BackendSpec, ServiceError, ServiceKind, get_plugin_manager, hookimpl
 from sage_core.services.manager import ServiceManager
 from sage_core.services.sharding import (
     ShardRule,
@@ -22,6 +22,7 @@ from sage_core.services.sharding import (
     by_items,
     by_key,
     by_keys,
+    concat,
     concat_sorted,
     fan_out,
     top_k,
@@ -62,6 +63,7 @@ class DocIndex(Protocol):
     def search(self, words: str | Sequence[str], limit: int = 3) -> list[Match] | list[list[Match]]: ...
     def count(self) -> int: ...
     def ids(self, prefix: str = "") -> list[str]: ...
+    def containing(self, word: str) -> list[str]: ...
     def stats(self) -> dict[str, int]: ...
 
 
@@ -106,6 +108,9 @@ class WordIndex:
     def ids(self, prefix: str = "") -> list[str]:
         return sorted(i for i in self.docs if i.startswith(prefix))
 
+    def containing(self, word: str) -> list[str]:
+        return [doc_id for doc_id, text in self.docs.items() if word in text.split()]
+
     def stats(self) -> dict[str, int]:
         return {"docs": len(self.docs)}
 
@@ -123,6 +128,7 @@ SHARDING: dict[str, ShardRule] = {
     "search": fan_out(top_k("limit", score=rank, queries="words", query_ndim=0)),
     "count": fan_out(total),
     "ids": fan_out(concat_sorted),
+    "containing": fan_out(concat),
 }
 
 
@@ -171,6 +177,7 @@ def test_a_plugins_own_kind_sharded_and_replicated_answers_like_one_backend(shar
 
     assert sharded.count() == single.count() == 58
     assert sharded.ids("doc-01") == single.ids("doc-01")
+    assert sorted(sharded.containing("w3")) == sorted(single.containing("w3"))
     asked = ["doc-059", "nope", "doc-004", "doc-010", "doc-001"]
     assert sharded.get_many(asked) == single.get_many(asked)
     for word in WORDS:
@@ -196,7 +203,7 @@ def test_keys_left_out_are_assigned_once_so_every_copy_stores_the_same(sharded: 
 
 @pytest.mark.timeout(60)
 def test_a_method_without_a_rule_names_the_kind_and_the_methods_that_shard(sharded: Any) -> None:
-    with pytest.raises(ServiceError, match=r"kind 'docs' has no sharding rule for stats\(\).*methods that shard: add, boost, count, drop"):
+    with pytest.raises(ServiceError, match=r"kind 'docs' has no sharding rule for stats\(\).*methods that shard: add, boost, containing, count, drop"):
         sharded.stats()
 
 

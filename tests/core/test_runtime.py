@@ -57,7 +57,8 @@ def test_unbounded_source_stops_on_stop_and_drains(no_leaked_threads: None) -> N
     got: list[int] = []
     env.from_source(Ticks).map(lambda x: x * 10).sink(got.append)
     job = env.submit(autostop=False)
-    time.sleep(0.2)
+    while not got:
+        threading.Event().wait(0.01)
     assert job.status == "running"
     assert job.stop() == "stopped"
     env.close()
@@ -82,9 +83,9 @@ def test_ctrl_c_stops_an_unbounded_job_cleanly(tmp_path) -> None:
 
             env = LocalEnvironment("forever")
             env.from_source(Ticks).sink(lambda x: None)
-            job = env.submit(autostop=False)
-            print("started", flush=True)
             try:
+                job = env.submit(autostop=False)
+                print("started", flush=True)
                 job.wait()
             except KeyboardInterrupt:
                 env.close()
@@ -95,7 +96,6 @@ def test_ctrl_c_stops_an_unbounded_job_cleanly(tmp_path) -> None:
     )
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "started"
-    time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=30)
     assert out.strip() == "stopped stopped []"

@@ -139,8 +139,7 @@ def test_the_window_bounds_batches_in_flight_behind_a_slow_sink(remote) -> None:
     env = remote("pressure", config={"job": {"batch_size": 8, "queue_size": 2}})
     env.from_batch(list(range(20_000))).map(lambda x: x).rebalance().sink(Slow)
     job = env.submit(autostop=False)
-    wait_until(lambda: job.summary()["operators"]["slow"]["in"] > 0)
-    time.sleep(2.0)
+    wait_until(lambda: job.summary()["operators"]["slow"]["in"] >= 100)  # a second of a sink at 100/s
     emitted = job.summary()["operators"]["source"]["out"]
     job.stop(timeout=120)
     # window 2 between the two tasks: the source is at most a few batches ahead of the sink

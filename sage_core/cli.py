@@ -6,39 +6,13 @@ import json
 import runpy
 import signal
 import sys
-from contextlib import contextmanager
-from typing import Iterator
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from sage_core.api.capture import GraphCaptured, capture_submit
 from sage_core.plugins.manager import get_plugin_manager
-
-
-class GraphCaptured(Exception):
-    """Raised by ``submit()`` while ``sage graph`` loads a pipeline file, carrying its environment."""
-
-    def __init__(self, env: object) -> None:
-        super().__init__("pipeline captured")
-        self.env = env
-
-
-@contextmanager
-def capture_submit() -> Iterator[None]:
-    """Make ``env.submit()`` raise :class:`GraphCaptured` instead of running the job."""
-    from sage_core.api.environment import BaseEnvironment
-
-    original = BaseEnvironment.submit
-
-    def capture(self: BaseEnvironment, *args: object, **kwargs: object) -> None:
-        raise GraphCaptured(self)
-
-    BaseEnvironment.submit = capture  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        BaseEnvironment.submit = original  # type: ignore[method-assign]
 
 
 @click.group()

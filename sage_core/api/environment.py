@@ -7,6 +7,7 @@ import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from sage_core.api.capture import GraphCaptured, capturing
 from sage_core.api.collect import Channel, Collected, LocalChannel
 from sage_core.api.datastream import DataStream
 from sage_core.api.functions import (
@@ -111,6 +112,8 @@ class BaseEnvironment:
         Each submit runs the streams built since the previous submit, never earlier ones again;
         the environment's services stay up, shared by its jobs, until :meth:`close`.
         """
+        if capturing():
+            raise GraphCaptured(self)
         graph = self.compile()
         self.logical = LogicalGraph()
         self.services.start()

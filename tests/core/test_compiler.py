@@ -101,3 +101,27 @@ def test_dot_and_mermaid_show_every_chain_and_channel() -> None:
     dot, mermaid = graph.to_dot(), graph.to_mermaid()
     assert dot.startswith("digraph") and dot.count("->") == len(graph.channels) == 2
     assert mermaid.startswith("flowchart") and "|hash|" in mermaid and "×2" in mermaid
+
+
+@pytest.mark.timeout(60)
+def test_sage_graph_prints_a_pipeline_file_without_running_it(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from sage_core.cli import cli
+
+    ran = tmp_path / "ran"
+    script = tmp_path / "flow.py"
+    script.write_text(
+        "from sage_core import LocalEnvironment\n"
+        "def parse(x):\n"
+        f"    open({str(ran)!r}, 'w').close()\n"
+        "    return x\n"
+        "env = LocalEnvironment('g')\n"
+        "env.from_batch([1, 2]).map(parse).keyby(lambda x: x).sink(print, parallelism=2)\n"
+        "env.submit()\n"
+    )
+    result = CliRunner().invoke(cli, ["graph", str(script)])
+    assert result.exit_code == 0, result.output
+    assert "task source -> parse -> keyby  x1" in result.output
+    assert "task print  x2" in result.output and "[hash]" in result.output
+    assert not ran.exists(), "sage graph must not run the pipeline"

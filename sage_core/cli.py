@@ -6,6 +6,7 @@ import json
 import runpy
 import signal
 import sys
+from typing import Any
 
 import click
 from rich.console import Console
@@ -69,18 +70,38 @@ def graph(path: str, fmt: str) -> None:
             click.echo(f"channel {channel.source} => {channel.target}  [{channel.partitioning.value}]")
 
 
+def plugins_listing(manager: Any) -> dict[str, list[dict[str, Any]]]:
+    """What ``sage plugins --json`` prints: the plugins, the service kinds and the backends."""
+    return {
+        "plugins": [
+            {"name": i.name, "version": i.version, "builtin": i.builtin, "hooks": i.hooks, "error": i.error}
+            for i in manager.plugins()
+        ],
+        "kinds": [
+            {
+                "name": kind.name,
+                "contract": f"{kind.contract.__module__}.{kind.contract.__qualname__}",
+                "description": kind.description,
+                "write_methods": list(kind.write_methods),
+                "sharded_methods": sorted(kind.sharding),
+            }
+            for kind in sorted(manager.kinds().values(), key=lambda k: k.name)
+        ],
+        "backends": [
+            {"kind": b.kind, "name": b.name, "devices": list(b.devices), "plugin": b.plugin, "description": b.description}
+            for b in sorted(manager.backends(), key=lambda b: (b.kind, b.name))
+        ],
+    }
+
+
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def plugins(as_json: bool) -> None:
-    """List plugins: name, version, hooks, and the error of any broken one."""
+    """List plugins (name, version, hooks, the error of any broken one), service kinds and backends."""
     manager = get_plugin_manager()
     infos = manager.plugins()
     if as_json:
-        rows = [
-            {"name": i.name, "version": i.version, "builtin": i.builtin, "hooks": i.hooks, "error": i.error}
-            for i in infos
-        ]
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps(plugins_listing(manager), indent=2))
         return
     table = Table(title="SAGE plugins")
     for column in ("name", "version", "hooks", "status"):

@@ -44,7 +44,7 @@ def run(env: dict[str, str], *args: str) -> str:
 
 
 def sage_plugins_json(env: dict[str, str]) -> list[dict]:
-    return json.loads(run(env, "-m", "sage_core", "plugins", "--json"))
+    return json.loads(run(env, "-m", "sage_core", "plugins", "--json"))["plugins"]
 
 
 def test_installed_plugin_is_discovered_with_version_and_hooks(installed_plugins: dict[str, str]) -> None:
@@ -76,6 +76,16 @@ def test_plugin_backend_serves_through_config(installed_plugins: dict[str, str])
         "env.submit(); env.close(); print(got[0])\n"
     )
     assert run(installed_plugins, "-c", code).strip() == "HI!"
+
+
+def test_sage_plugins_json_lists_kinds_and_backends(installed_plugins: dict[str, str]) -> None:
+    listing = json.loads(run(installed_plugins, "-m", "sage_core", "plugins", "--json"))
+    kinds = {k["name"]: k for k in listing["kinds"]}
+    assert kinds["text"]["contract"] == "sage_example_plugin.TextTransform"
+    assert "search" in kinds["vdb"]["sharded_methods"] and kinds["vdb"]["write_methods"]
+    backends = {(b["kind"], b["name"]): b for b in listing["backends"]}
+    assert backends[("text", "upper")]["plugin"] == "example"
+    assert backends[("vdb", "numpy")]["devices"] == ["cpu"]
 
 
 def test_plugin_command_is_added_to_the_cli(installed_plugins: dict[str, str]) -> None:

@@ -11,8 +11,24 @@ from __future__ import annotations
 
 from typing import Callable
 
-from sage_core.plugin import LLM, Embedder, GraphStore, KVStore, Memory, ServiceKind, VectorStore, hookimpl
-from sage_core.services.sharding import by_items, by_key, by_keys, concat_sorted, fan_out, shard_files, top_k, total
+from sage_core.plugin import (
+    LLM,
+    Embedder,
+    GraphStore,
+    KVStore,
+    Memory,
+    ServiceKind,
+    VectorStore,
+    by_items,
+    by_key,
+    by_keys,
+    concat_sorted,
+    fan_out,
+    hookimpl,
+    shard_files,
+    top_k,
+    total,
+)
 
 VECTOR_ROWS = ("vectors", "metadata")
 """The vector store's arguments with one row per id."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from sage_core import BackendSpec, ServiceKind, hookimpl
+from sage_core.plugin import BackendSpec, ServiceKind, hookimpl
 
 
 class TextTransform(Protocol):

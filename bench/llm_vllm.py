@@ -74,7 +74,8 @@ def measure(args: argparse.Namespace, model: str, device: str) -> dict[str, Any]
     import numpy as np
     import vllm
 
-    from sage_core import BackendUnavailable, LocalEnvironment
+    from sage_core import LocalEnvironment
+    from sage_core.plugin import BackendUnavailable
     from sage_llm_vllm import SentenceTransformersEmbedder, VLLMService
 
     engine = _engine_options(args)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from sage_core import get_plugin_manager
+from sage_core.plugin import get_plugin_manager
 from sage_core.services.manager import ServiceManager
 
 

@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from sage_core import LocalEnvironment, MapFunction, get_plugin_manager
+from sage_core import LocalEnvironment, MapFunction
+from sage_core.plugin import get_plugin_manager
 
 
 def make_store(vectors: int, dim: int, seed: int = 0) -> Any:

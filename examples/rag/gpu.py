@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from sage_core import get_plugin_manager
+from sage_core.plugin import get_plugin_manager
 
 GIB = 1024**3
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sage_core import hookimpl
+from sage_core.plugin import hookimpl
 from sage_core.cli import cli
 from sage_core.plugins.manager import DEFAULT_PLUGINS, PluginManager
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sage_core import GraphStore, KVStore, VectorStore
+from sage_core.plugin import GraphStore, KVStore, VectorStore
 from sage_core.plugins.manager import DEFAULT_PLUGINS, PluginManager
 
 

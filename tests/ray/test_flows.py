@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sage_core import JobFailed, MapFunction, SourceFunction, batchable
+from sage_core import JobFailed, MapFunction, SourceFunction
+from sage_core.plugin import batchable
 
 
 def test_map_filter_flatmap_across_parallel_tasks_deliver_every_record(environment, written) -> None:

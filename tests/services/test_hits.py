@@ -8,7 +8,8 @@ import pickle
 import numpy as np
 import pytest
 
-from sage_core import Hit, HitBatch, Hits
+from sage_core import Hit
+from sage_core.plugin import HitBatch, Hits
 from sage_core.services.hits import make_hit, object_column
 
 IDS = ["a", "b", "c", "d", "e", "f"]

@@ -8,7 +8,7 @@ from typing import Callable
 
 import pytest
 
-from sage_core import ReadWriteLock
+from sage_core.plugin import ReadWriteLock
 
 WAIT_S = 5.0
 """How long a test waits for something that must happen (generous: the machine may be loaded)."""

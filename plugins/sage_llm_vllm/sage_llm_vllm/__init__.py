@@ -7,7 +7,7 @@ classes directly. Heavy packages load only when a backend starts.
 
 from __future__ import annotations
 
-from sage_core import lazy_exports
+from sage_core.plugin import lazy_exports
 
 _EXPORTS = {
     "VLLMService": "sage_llm_vllm.llm",

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from sage_core import BackendUnavailable, batchable, embed_texts
+from sage_core.plugin import BackendUnavailable, batchable, embed_texts
 
 from sage_llm_vllm.imports import model_library
 from sage_llm_vllm.engine import cuda_available

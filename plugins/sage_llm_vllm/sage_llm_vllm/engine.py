@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Coroutine, Iterator, Mapping, TypeVar
 
-from sage_core import BackendUnavailable
+from sage_core.plugin import BackendUnavailable
 
 from sage_llm_vllm.imports import model_library
 from sage_llm_vllm.loops import EngineLoop, running_loop

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from sage_core import BackendSpec, hookimpl
+from sage_core.plugin import BackendSpec, hookimpl
 
 from sage_llm_vllm.embedders import Model2VecEmbedder, SentenceTransformersEmbedder
 from sage_llm_vllm.llm import start_llm_service

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from sage_core import embed_texts
+from sage_core.plugin import embed_texts
 
 from sage_llm_vllm.embedders import minilm_dir, normalised
 from sage_llm_vllm.engine import EngineBackend, EngineSettings, check_model_path, prepare_device

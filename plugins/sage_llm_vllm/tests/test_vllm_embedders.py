@@ -7,7 +7,8 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-from sage_core import BackendUnavailable, LocalEnvironment
+from sage_core import LocalEnvironment
+from sage_core.plugin import BackendUnavailable
 from sage_core.testing import EmbedderContract
 from sage_llm_vllm import Model2VecEmbedder, SentenceTransformersEmbedder, VLLMEmbedder
 from sage_llm_vllm.engine import cuda_available

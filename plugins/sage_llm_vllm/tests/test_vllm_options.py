@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sage_core import BackendUnavailable, get_plugin_manager
+from sage_core.plugin import BackendUnavailable, get_plugin_manager
 from sage_llm_vllm import VLLMService
 from sage_llm_vllm.engine import EngineSettings, cuda_available
 from sage_llm_vllm.sampling import sampling_kwargs, to_vllm

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from sage_core import BackendSpec, hookimpl
+from sage_core.plugin import BackendSpec, hookimpl
 
 from sage_memory.service import MemoryService
 

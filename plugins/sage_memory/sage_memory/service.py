@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from sage_core import ReadWriteLock
+from sage_core.plugin import ReadWriteLock
 from sage_memory.config import STORE_KINDS, MemoryConfig
 from sage_memory.journal import Journal
 from sage_memory.operations import (

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sage_core import ConfigError, get_plugin_manager
+from sage_core import ConfigError
+from sage_core.plugin import get_plugin_manager
 
 from sage_memory.config import STORE_KINDS, MemoryConfig, StoreConfig
 

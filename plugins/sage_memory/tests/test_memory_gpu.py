@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sage_core import BackendUnavailable, ConfigError
+from sage_core import ConfigError
+from sage_core.plugin import BackendUnavailable
 from sage_memory import MemoryService
 
 

@@ -9,7 +9,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from sage_core import BackendSpec, ConfigError, get_plugin_manager, hookimpl
+from sage_core import ConfigError
+from sage_core.plugin import BackendSpec, get_plugin_manager, hookimpl
 from sage_memory import MemoryService
 
 

@@ -7,7 +7,7 @@ pipeline file with it; ``sage top`` shows the same figures in the terminal. Name
 
 from __future__ import annotations
 
-from sage_core import lazy_exports
+from sage_core.plugin import lazy_exports
 
 __version__ = "0.1.0"
 

@@ -121,6 +121,6 @@ def _collect_job(collector: PipelineCollector) -> dict[str, Any]:
 
 
 def _registered_collectors() -> list[Any]:
-    from sage_core import get_plugin_manager
+    from sage_core.plugin import get_plugin_manager
 
     return get_plugin_manager().collectors()

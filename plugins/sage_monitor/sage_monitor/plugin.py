@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from sage_core import hookimpl
+from sage_core.plugin import hookimpl
 
 from sage_monitor.gpu import GpuCollector
 

@@ -162,7 +162,7 @@ class BrokenCollector:
 @pytest.fixture
 def probe_plugin() -> Iterator[Any]:
     """A plugin offering a working and a broken collector, registered in the process's plugin manager."""
-    from sage_core import get_plugin_manager, hookimpl
+    from sage_core.plugin import get_plugin_manager, hookimpl
 
     class ProbePlugin:
         def __init__(self) -> None:

@@ -13,7 +13,8 @@ from typing import Any, Callable
 
 import pytest
 
-from sage_core import LocalEnvironment, get_plugin_manager
+from sage_core import LocalEnvironment
+from sage_core.plugin import get_plugin_manager
 from sage_monitor.hub import MonitorHub
 from sage_monitor.server import MonitorServer
 from sage_monitor.session import SESSION

@@ -6,7 +6,7 @@ sink (:mod:`sage_core.serving`); this package is the web front end (FastAPI + uv
 
 from __future__ import annotations
 
-from sage_core import lazy_exports
+from sage_core.plugin import lazy_exports
 
 __version__ = "0.1.0"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sage_core import hookimpl
+from sage_core.plugin import hookimpl
 
 if TYPE_CHECKING:
     import click

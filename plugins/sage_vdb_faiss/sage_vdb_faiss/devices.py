@@ -13,7 +13,8 @@ from typing import Any
 
 import faiss
 
-from sage_core import BackendUnavailable, ConfigError
+from sage_core import ConfigError
+from sage_core.plugin import BackendUnavailable
 
 from sage_vdb_faiss.config import FaissConfig
 

@@ -6,6 +6,6 @@ filter with the same rows (equality as Python's, a list value meaning "one of").
 
 from __future__ import annotations
 
-from sage_core import MetadataIndex
+from sage_core.plugin import MetadataIndex
 
 __all__ = ["MetadataIndex"]

@@ -6,7 +6,7 @@ import dataclasses
 import inspect
 from typing import Any, Callable
 
-from sage_core import BackendSpec, hookimpl
+from sage_core.plugin import BackendSpec, hookimpl
 
 from sage_vdb_faiss.config import FaissConfig
 from sage_vdb_faiss.service import VDBService

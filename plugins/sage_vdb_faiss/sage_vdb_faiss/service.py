@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from sage_core import HitBatch, Hits, as_matrix, as_top_k, batchable
+from sage_core.plugin import HitBatch, Hits, as_matrix, as_top_k, batchable
 from sage_vdb_faiss.config import FaissConfig
 from sage_vdb_faiss.devices import resolve_placement
 from sage_vdb_faiss.engine import FaissEngine

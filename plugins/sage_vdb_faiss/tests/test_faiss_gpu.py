@@ -8,7 +8,8 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
-from sage_core import BackendUnavailable, ConfigError
+from sage_core import ConfigError
+from sage_core.plugin import BackendUnavailable
 from sage_core.testing import VectorStoreContract, unit_vectors
 from sage_vdb_faiss import VDBService, gpu_count
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sage_core import BackendUnavailable, ConfigError, VectorStore, get_plugin_manager
+from sage_core import ConfigError
+from sage_core.plugin import BackendUnavailable, VectorStore, get_plugin_manager
 from sage_core.plugins.manager import PluginManager
 from sage_core.services.config import accepted_options
 from sage_vdb_faiss import VDBService, gpu_count, plugin

@@ -6,7 +6,8 @@ import pickle
 
 import numpy as np
 
-from sage_core import Hit, HitBatch, Hits
+from sage_core import Hit
+from sage_core.plugin import HitBatch, Hits
 
 
 def expected_hits(store, queries: np.ndarray, k: int, **kw) -> list[list[Hit]]:

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from sage_core import BackendSpec, BackendUnavailable, batchable, embed_texts, hookimpl
+from sage_core.plugin import BackendSpec, BackendUnavailable, batchable, embed_texts, hookimpl
 
 _WORD = re.compile(r"\w+")
 

@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from sage_core import BackendSpec, BackendUnavailable, hookimpl
+from sage_core.plugin import BackendSpec, BackendUnavailable, hookimpl
 from sage_core.plugins.builtin._files import atomic_write
 
 FILE_FORMAT = "sage-kv/1"

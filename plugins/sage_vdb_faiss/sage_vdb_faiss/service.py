@@ -171,9 +171,12 @@ class VDBService:
         if found is not None:
             hits, scores, ids, _ = found
             width = hits.shape[1]
-            valid = hits >= 0
-            out["score"][:, :width] = np.where(valid, scores, -np.inf)
-            out["id"][:, :width] = np.where(valid, ids[hits], None)
+            out["score"][:, :width] = scores
+            out["id"][:, :width] = ids[hits]  # object copies hold the GIL: two passes, not four
+            missing = hits < 0
+            if missing.any():
+                out["score"][:, :width][missing] = -np.inf
+                out["id"][:, :width][missing] = None
         return out[0] if single else out
 
     def _find(

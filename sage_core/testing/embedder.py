@@ -1,4 +1,10 @@
-"""Contract suite for :class:`sage_core.Embedder` backends (kind ``embedding``)."""
+"""Contract suite for :class:`sage_core.Embedder` backends (kind ``embedding``).
+
+Besides the basics on three texts, it checks that one batch of 5,000 texts gives, row for row,
+what small batches give (batch splitting, padding and reordering bugs show only in large batches),
+that eight threads embedding at once each get their own rows, and that non-string input raises
+``ValueError``.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,20 @@ import numpy as np
 import pytest
 
 from sage_core.testing._calls import call
+from sage_core.testing._threads import THREADS, run_concurrently
 
 TEXTS = ["the cat sat on the mat", "stock markets fell sharply today", "a recipe for tomato soup"]
+SCALE = 5_000
+WORDS = ("river", "stone", "cloud", "market", "engine", "garden", "violin", "harbor", "pepper", "lantern", "falcon")
 
 
+def scale_texts(count: int = SCALE) -> list[str]:
+    """``count`` distinct texts of 1 to 40 words (varied lengths, as real batches have)."""
+    rng = np.random.default_rng(0)
+    return [f"item {i} " + " ".join(rng.choice(WORDS, size=int(rng.integers(0, 40)))) for i in range(count)]
+
+
+@pytest.mark.timeout(300)
 class EmbedderContract:
     """Subclass and define an ``embedder`` fixture returning a ready embedder.
 
@@ -61,5 +77,35 @@ class EmbedderContract:
     def test_dim_is_a_positive_int(self, embedder: Any) -> None:
         assert isinstance(embedder.dim, int) and embedder.dim > 0
 
+    def test_a_large_batch_matches_small_batches_row_for_row(self, embedder: Any) -> None:
+        texts = scale_texts()
+        whole = np.asarray(call(embedder.embed, texts))
+        assert whole.shape == (SCALE, embedder.dim) and whole.dtype == np.float32
+        assert np.isfinite(whole).all(), "a large batch gave NaN or infinite values"
+        np.testing.assert_allclose(np.linalg.norm(whole, axis=1), 1.0, atol=1e-3)
+        parts = np.concatenate([np.asarray(call(embedder.embed, texts[i : i + 37])) for i in range(0, SCALE, 37)])
+        far = np.flatnonzero(np.abs(whole - parts).max(axis=1) > self.atol)
+        assert not len(far), f"{len(far)} of {SCALE} rows of one large batch differ from small batches, e.g. rows {far[:5].tolist()}"
 
-__all__ = ["EmbedderContract"]
+    def test_concurrent_callers_each_get_their_own_rows(self, embedder: Any) -> None:
+        texts = scale_texts(THREADS * 40)
+        expected = np.asarray(call(embedder.embed, texts))
+        got: dict[int, np.ndarray] = {}
+
+        def caller(t: int) -> Any:
+            def work() -> None:
+                got[t] = np.concatenate([np.asarray(call(embedder.embed, texts[i : i + 5])) for i in range(t * 40, t * 40 + 40, 5)])
+
+            return work
+
+        run_concurrently([caller(t) for t in range(THREADS)])
+        for t in range(THREADS):
+            np.testing.assert_allclose(got[t], expected[t * 40 : t * 40 + 40], atol=self.atol, err_msg=f"thread {t} got other rows")
+
+    @pytest.mark.parametrize("bad", [[1], ["ok", None], ["ok", b"bytes"]], ids=repr)
+    def test_non_string_texts_raise_value_error(self, embedder: Any, bad: list[Any]) -> None:
+        with pytest.raises(ValueError):
+            call(embedder.embed, bad)
+
+
+__all__ = ["EmbedderContract", "scale_texts"]

@@ -9,6 +9,7 @@ bad input.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any, Callable, Hashable, Iterator
 
@@ -202,7 +203,7 @@ class _ConcurrentWrites:
         def work() -> None:
             nodes = [f"t{t}-{i:03d}" for i in range(self.LENGTH)]
             if t < 4:
-                for a, b in zip(nodes, nodes[1:]):
+                for a, b in itertools.pairwise(nodes):
                     call(self.graph.add_edge, a, b, relation="next")
                 for node in nodes[::5]:
                     assert call(self.graph.remove_node, node) is True, f"{node} was not there to remove"

@@ -203,13 +203,16 @@ def scale_items() -> dict[str, Any]:
 
 
 class _ConcurrentWrites:
-    """Writers put their own keys then delete every fifth; overwriters rewrite shared keys with a
-    version held twice in the value; readers check values are whole and key listings sorted."""
+    """On a store already holding 2,000 keys, writers put their own keys then delete every fifth;
+    overwriters rewrite shared keys with a version held twice in the value; readers check values
+    are whole and key listings sorted."""
 
-    WRITES, SHARED, VERSIONS = 300, 8, 100
+    BASE, WRITES, SHARED, VERSIONS = 2_000, 300, 8, 100
 
     def __init__(self, kv: Any) -> None:
         self.kv = kv
+        for i in range(self.BASE):
+            call(kv.put, f"base:{i:04d}", i)
         for j in range(self.SHARED):
             call(kv.put, f"shared:{j}", {"version": 0, "again": 0})
 
@@ -240,6 +243,7 @@ class _ConcurrentWrites:
     def assert_nothing_lost(self) -> None:
         expected = {f"w{t}:{i:04d}": {"writer": t, "i": i} for t in range(4) for i in range(self.WRITES) if i % 5}
         expected |= {f"shared:{j}": {"version": self.VERSIONS, "again": self.VERSIONS} for j in range(self.SHARED)}
+        expected |= {f"base:{i:04d}": i for i in range(self.BASE)}
         assert call(self.kv.count) == len(expected), "count after concurrent writes is wrong (lost or extra writes)"
         missing = sorted(set(expected) - set(call(self.kv.keys)))
         assert not missing, f"{len(missing)} keys written concurrently are lost, e.g. {missing[:5]}"

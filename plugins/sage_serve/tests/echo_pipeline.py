@@ -10,7 +10,8 @@ Commands in the user's message steer it (the words after the command are the pro
 Model ``echo`` has the default request timeout; ``echo-quick`` is the same pipeline with a 1 s one,
 ``echo-one`` with room for one pending request. The embedding service ``embedder`` is the built-in
 hashing embedder. With ``ECHO_START_GATE`` set to a FIFO's path, the LLM service does not finish
-starting until a line is written to it (the tests hold the server not ready that way).
+starting until a line is written to it (the tests hold the server not ready that way); with
+``ECHO_START_FAIL`` set, it fails to start.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class EchoLLM:
     """An LLM backend whose answer is its prompt: ``stream`` yields it word by word (async, like vLLM)."""
 
     def __init__(self) -> None:
+        if os.environ.get("ECHO_START_FAIL"):
+            raise RuntimeError("the echo LLM was told to fail at start")
         gate = os.environ.get("ECHO_START_GATE")
         if gate:
             with open(gate, encoding="utf-8") as fifo:

@@ -69,6 +69,13 @@ def test_readyz_is_503_until_every_service_has_started(start_server: Any, tmp_pa
 
 
 @pytest.mark.timeout(60)
+def test_a_pipeline_that_fails_to_start_exits_1_naming_the_cause(start_server: Any) -> None:
+    server = start_server(env={"ECHO_START_FAIL": "1"})
+    assert "told to fail at start" in server.wait_for_line("the pipeline failed to start")
+    assert server.process.wait(60) == 1
+
+
+@pytest.mark.timeout(60)
 def test_a_client_leaving_mid_stream_aborts_the_generation(server: ServerProcess, client: openai.OpenAI) -> None:
     before = aborted_streams(client, 0)
     with httpx.Client(base_url=server.url, timeout=60) as http:

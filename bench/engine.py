@@ -4,7 +4,9 @@ from_batch of N small dicts -> map -> filter keeping half -> map -> sink countin
 runtime (``--runtime local``, the default) or on Ray (``--runtime ray``: a local Ray instance, each
 task an actor); also with a keyby between the maps (no chaining) and with parallelism 2. Every
 figure is measured in this one run (best of --repeat); a Ray run also measures the chained
-pipeline locally, and a Ray actor call round trip against a round trip to a thread. Timings
+pipeline locally, a Ray actor call round trip against a round trip to a thread, and a synchronous
+service call from a task, on Ray and locally (``ray_service_call_us``, ``local_service_call_us``,
+``ray_service_vs_thread_rtt``). Timings
 include starting the job's tasks (threads, or actors); ``keyed_job_overhead_s`` is the time of the
 keyed pipeline on two records, that start-up alone. Prints one JSON line.
 """
@@ -19,7 +21,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from sage_core import LocalEnvironment, RemoteEnvironment
+from sage_core import LocalEnvironment, MapFunction, RemoteEnvironment
 
 
 def enrich(record: dict) -> dict:
@@ -111,6 +113,34 @@ def round_trips_us(calls: int = 2000) -> dict[str, float]:
     return {"ray_actor_rtt_us": round(actor_us, 1), "thread_rtt_us": round(thread_us, 1)}
 
 
+class EchoService:
+    """A service that answers at once: what remains of a call is the framework's cost."""
+
+    def echo(self, value: Any) -> Any:
+        """``value`` back."""
+        return value
+
+
+class TimedEcho(MapFunction):
+    """Calls the echo service synchronously; returns how long the call took, in seconds."""
+
+    def execute(self, value: int) -> float:
+        began = time.perf_counter()
+        self.call_service["echo"].echo(value=value)
+        return time.perf_counter() - began
+
+
+def service_call_us(runtime: str, calls: int = 2000) -> float:
+    """Mean time of a synchronous service call from a task (after a warm-up of 100 calls)."""
+    env = RemoteEnvironment("engine-bench-service") if runtime == "ray" else LocalEnvironment("engine-bench-service")
+    env.register_service("echo", EchoService)
+    timings = env.from_batch(list(range(calls + 100))).map(TimedEcho).collect()
+    env.submit()
+    env.close()
+    measured = timings.records[100:]
+    return sum(measured) / len(measured) * 1e6
+
+
 def _timed(run: Callable[[], Any]) -> float:
     began = time.perf_counter()
     run()
@@ -167,6 +197,9 @@ def main() -> None:
         figures["local_chained_rps"] = records_per_s(lambda: pipeline(data), args.n, args.repeat, expected)
         figures["ray_vs_local_chained"] = round(figures["chained_rps"] / figures["local_chained_rps"], 4)
         figures.update(round_trips_us())
+        figures["local_service_call_us"] = round(service_call_us("local"), 1)
+        figures["ray_service_call_us"] = round(service_call_us("ray"), 1)
+        figures["ray_service_vs_thread_rtt"] = round(figures["ray_service_call_us"] / figures["thread_rtt_us"], 2)
     for key in ("loop_rps", "chained_rps", "keyed_rps", "parallel2_rps", "monitored_rps", "local_chained_rps"):
         if key in figures:
             figures[key] = round(figures[key])

@@ -282,3 +282,11 @@ def test_a_sink_appending_to_a_driver_list_on_ray_warns(environment, request) ->
     env.from_batch([1, 2]).sink(results.append)
     with pytest.warns(RuntimeWarning, match=r"sink list.append \(append\) runs in a Ray actor.*stream.collect\(\)"):
         env.submit()
+
+
+def test_collected_records_stay_readable_after_close(environment) -> None:
+    env = environment("collect-close")
+    got = env.from_batch([1, 2, 3]).collect()
+    env.submit()
+    env.close()
+    assert got.records == [1, 2, 3]

@@ -12,18 +12,22 @@ class RayChannel:
 
     def __init__(self, max_buffered: int, batch: int) -> None:
         self._queue = Queue(maxsize=max(1, max_buffered // batch), actor_options={"num_cpus": 0})
+        self._closed = False
 
     def put(self, batch: list) -> None:
         """Hand a batch over, waiting while the queue is full (backpressure on the sink)."""
         self._queue.put(batch)
 
     def get(self, timeout: float) -> list | None:
-        """The next batch, or ``None`` when none came within ``timeout``."""
+        """The next batch, or ``None`` when none came within ``timeout`` (always, once closed)."""
+        if self._closed:
+            return None
         try:
             return self._queue.get(block=timeout > 0, timeout=timeout or None)
         except Empty:
             return None
 
     def close(self) -> None:
-        """End the queue's actor."""
+        """End the queue's actor (the driver has taken every batch)."""
+        self._closed = True
         self._queue.shutdown()

@@ -35,8 +35,16 @@ A slow model can be shared by a class-scoped fixture (pytest wants it a classmet
 
 Backend methods may be sync, ``async def`` or async generators: the suites call them through
 :func:`call` / :func:`drain`, which await coroutines on one event loop kept for the whole session.
-Class attributes tune a suite: ``VectorStoreContract.dim`` / ``.exact``, ``EmbedderContract.atol``,
-``LLMContract.sampling``.
+Class attributes tune a suite: ``VectorStoreContract.dim``, ``.exact`` (``False`` for an approximate
+index, which then declares the recall@10 it promises in ``.min_recall``) and ``.score_atol``;
+``EmbedderContract.atol``; ``LLMContract.sampling``.
+
+Beyond the basics on a few items, each store suite checks 5,000 items against a reference (brute
+force, a dict, a breadth-first search), every filter the contract defines, deletes and
+overwrites, eight threads writing and reading at once (no lost write, no torn read, no
+exception), save/load and a save crashed at 20 points (the previous snapshot must still load),
+and bad input (``ValueError``). A suite takes about 5 to 15 seconds a backend on two cores; every
+test has a ``pytest-timeout`` limit.
 """
 
 from sage_core.testing._calls import call, drain, session_loop

@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import pytest
 
 _loop: asyncio.AbstractEventLoop | None = None
 _lock = threading.Lock()
@@ -48,6 +51,18 @@ def drain(stream: Any, timeout: float | None = 300.0) -> list[Any]:
     return list(stream)
 
 
+@contextmanager
+def raises_value_error() -> Iterator[None]:
+    """Expect the backend's ``ValueError``, raised as is or wrapped by a service proxy (the
+    ``ServiceError`` a flow sees carries it as ``cause``), so a suite runs on either."""
+    with pytest.raises(Exception) as info:
+        yield
+    error = info.value
+    assert isinstance(error, ValueError) or isinstance(getattr(error, "cause", None), ValueError), (
+        f"expected a ValueError for bad input, got {type(error).__name__}: {error}"
+    )
+
+
 async def _await(value: Any) -> Any:
     return await value
 
@@ -56,4 +71,4 @@ async def _collect(stream: Any) -> list[Any]:
     return [item async for item in stream]
 
 
-__all__ = ["call", "drain", "resolve", "session_loop"]
+__all__ = ["call", "drain", "raises_value_error", "resolve", "session_loop"]

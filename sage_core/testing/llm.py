@@ -1,4 +1,9 @@
-"""Contract suite for :class:`sage_core.LLM` backends (kind ``llm``), kept light on purpose."""
+"""Contract suite for :class:`sage_core.LLM` backends (kind ``llm``), kept light on purpose.
+
+Generation is slow and not exactly reproducible under batching, so the suite checks shapes,
+order, eight threads calling at once (each gets the completion of its own prompt: the prompt's
+token count matches), and that unknown sampling settings raise ``ValueError``.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,11 @@ from typing import Any
 import pytest
 
 from sage_core.services.contracts import Completion, SamplingParams
-from sage_core.testing._calls import call, drain
+from sage_core.testing._calls import call, drain, raises_value_error
+from sage_core.testing._threads import THREADS, run_concurrently
 
 
+@pytest.mark.timeout(300)
 class LLMContract:
     """Subclass and define an ``llm`` fixture returning a ready model (any scope; not closed here).
 
@@ -50,6 +57,25 @@ class LLMContract:
         messages = [{"role": "user", "content": "Say hello."}]
         out = call(llm.chat, messages, sampling=self.sampling)
         assert isinstance(out, Completion) and isinstance(out.text, str)
+
+    def test_concurrent_callers_each_get_their_own_completion(self, llm: Any) -> None:
+        prompts = [" ".join(["word"] * (2 + 3 * t)) for t in range(THREADS)]
+        alone = [call(llm.generate, p, sampling=self.sampling).prompt_tokens for p in prompts]
+        got: dict[int, Completion] = {}
+
+        def caller(t: int) -> Any:
+            def work() -> None:
+                got[t] = call(llm.generate, prompts[t], sampling=self.sampling)
+
+            return work
+
+        run_concurrently([caller(t) for t in range(THREADS)], timeout=240)
+        assert all(isinstance(got[t], Completion) for t in range(THREADS))
+        assert [got[t].prompt_tokens for t in range(THREADS)] == alone, "a concurrent caller got another prompt's completion"
+
+    def test_unknown_sampling_setting_raises_value_error(self, llm: Any) -> None:
+        with raises_value_error():
+            call(llm.generate, "Hello", sampling={"max_tokens": 4, "no_such_setting": 1})
 
 
 __all__ = ["LLMContract"]

@@ -133,8 +133,8 @@ class SavesInPlaceKV(MemoryKVStore):
     def save(self, path: str) -> None:
         payload = json.dumps({"format": "sage-kv/1", "items": dict(self._data)}).encode()
         with open(path, "wb") as handle:
-            for start in range(0, len(payload), 256):
-                handle.write(payload[start : start + 256])  # noqa: FURB122 - piecewise on purpose
+            for start in range(0, len(payload), 256):  # noqa: FURB122 - written piecewise on purpose
+                handle.write(payload[start : start + 256])
 
 
 # ---------------------------------------------------------------------- defective graph and embedder

@@ -37,8 +37,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 sys.path.insert(0, str(EXAMPLES))
@@ -64,11 +65,12 @@ def main() -> None:
 
 def run_batch(config_path: Path, limit: int) -> dict[str, Any]:
     """The demo's answering pipeline over the first ``limit`` questions; figures of the answering phase."""
-    from sage_core import LocalEnvironment
     from rag.corpus import load_passages, load_questions
     from rag.ingest import ingest
     from rag.pipeline import build_answering
     from rag.settings import read_config, resolve_models
+
+    from sage_core import LocalEnvironment
 
     answers: list[Any] = []
 

@@ -17,7 +17,8 @@ middle steps, so that a record failing there answers its request with the error.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from sage_core.api.functions import SinkFunction, SourceFunction
 from sage_core.serving.book import RequestBook
@@ -44,7 +45,7 @@ class ChatEndpoint:
 
     def __init__(
         self,
-        env: "BaseEnvironment",
+        env: BaseEnvironment,
         name: str,
         *,
         max_pending: int = DEFAULT_MAX_PENDING,
@@ -63,11 +64,11 @@ class ChatEndpoint:
 
     # ------------------------------------------------------------------ building the pipeline
 
-    def requests(self, *, name: str | None = None) -> "DataStream":
+    def requests(self, *, name: str | None = None) -> DataStream:
         """The stream of :class:`ChatRequest` records sent to this model (an unbounded source)."""
         return self.env.from_source(RequestSource(self.book), name=name or f"{self.name}-requests")
 
-    def replies(self) -> "ResponseSink":
+    def replies(self) -> ResponseSink:
         """The sink that answers each request with the :class:`Answer` record reaching it."""
         return ResponseSink(self.book)
 
@@ -107,7 +108,7 @@ class RequestSource(SourceFunction):
         """The next request record."""
         return self.book.next_record()
 
-    def __deepcopy__(self, memo: dict) -> "RequestSource":
+    def __deepcopy__(self, memo: dict) -> RequestSource:
         return RequestSource(self.book)  # parallel instances share the endpoint's book
 
 
@@ -136,7 +137,7 @@ class ResponseSink(SinkFunction):
             return
         reply.answer(data)
 
-    def __deepcopy__(self, memo: dict) -> "ResponseSink":
+    def __deepcopy__(self, memo: dict) -> ResponseSink:
         return ResponseSink(self.book)  # parallel instances share the endpoint's book
 
 

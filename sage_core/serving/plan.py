@@ -12,7 +12,8 @@ import logging
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from sage_core.serving.replies import ServingError
 
@@ -24,10 +25,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sage.serving")
 
-_PLANS: "weakref.WeakKeyDictionary[Any, ServingPlan]" = weakref.WeakKeyDictionary()
+_PLANS: weakref.WeakKeyDictionary[Any, ServingPlan] = weakref.WeakKeyDictionary()
 
 
-def serving_plan(env: "BaseEnvironment") -> "ServingPlan":
+def serving_plan(env: BaseEnvironment) -> ServingPlan:
     """The serving plan of ``env`` (created on first use)."""
     plan = _PLANS.get(env)
     if plan is None:
@@ -35,7 +36,7 @@ def serving_plan(env: "BaseEnvironment") -> "ServingPlan":
     return plan
 
 
-def when_started(env: "BaseEnvironment", step: Callable[[Any], None]) -> None:
+def when_started(env: BaseEnvironment, step: Callable[[Any], None]) -> None:
     """Run ``step(env.services)`` once the services of the served ``env`` have started, before requests."""
     serving_plan(env).setup_steps.append(step)
 
@@ -43,22 +44,22 @@ def when_started(env: "BaseEnvironment", step: Callable[[Any], None]) -> None:
 class ServingPlan:
     """The endpoints and start-up steps of one environment, and its served job once started."""
 
-    def __init__(self, env: "BaseEnvironment") -> None:
+    def __init__(self, env: BaseEnvironment) -> None:
         self.env = env
-        self.endpoints: dict[str, "ChatEndpoint"] = {}
+        self.endpoints: dict[str, ChatEndpoint] = {}
         self.setup_steps: list[Callable[[Any], None]] = []
-        self.job: "JobHandle | None" = None
+        self.job: JobHandle | None = None
         self._draining = False
         self._lock = threading.Lock()
 
-    def add_endpoint(self, endpoint: "ChatEndpoint") -> None:
+    def add_endpoint(self, endpoint: ChatEndpoint) -> None:
         """Serve ``endpoint`` (its name must be unique in the environment)."""
         if endpoint.name in self.endpoints:
             msg = f"model {endpoint.name!r} is served twice in environment {self.env.name!r}; pick another name"
             raise ValueError(msg)
         self.endpoints[endpoint.name] = endpoint
 
-    def start(self) -> "JobHandle | None":
+    def start(self) -> JobHandle | None:
         """Start the services, run the start-up steps, submit the job, then accept requests.
 
         The job runs under the ``dead_letter`` error policy: a record that fails answers its request
@@ -74,7 +75,7 @@ class ServingPlan:
                 return None
             return self._submit()
 
-    def _submit(self) -> "JobHandle":
+    def _submit(self) -> JobHandle:
         env = self.env
         if env.config.job.error_policy != "dead_letter":
             log.info("served job %r: error_policy %r -> dead_letter (a failed record answers its request)",
@@ -123,11 +124,11 @@ class ServingPlan:
 class _DeadLetterRouter:
     """The environment's dead-letter sink while serving: a failed record fails its request."""
 
-    def __init__(self, plan: ServingPlan, previous: Callable[["DeadLetter"], None] | None) -> None:
+    def __init__(self, plan: ServingPlan, previous: Callable[[DeadLetter], None] | None) -> None:
         self.plan = plan
         self.previous = previous
 
-    def __call__(self, letter: "DeadLetter") -> None:
+    def __call__(self, letter: DeadLetter) -> None:
         for endpoint in self.plan.endpoints.values():
             reply = endpoint.reply_of(letter.record)
             if reply is not None:

@@ -8,8 +8,9 @@ exactly once: finished, failed or cancelled; whatever comes after is ignored.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Literal, Union
+from typing import Any, Literal
 
 from sage_core.serving.records import Answer
 
@@ -60,7 +61,7 @@ class Failed:
     error: ServingError
 
 
-Event = Union[Started, Piece, Finished, Failed]
+Event = Started | Piece | Finished | Failed
 
 
 class Reply:
@@ -69,7 +70,7 @@ class Reply:
     Thread-safe. Events before :meth:`listen` are kept and replayed to the listener.
     """
 
-    def __init__(self, request_id: str, on_end: Callable[["Reply"], None] = lambda reply: None) -> None:
+    def __init__(self, request_id: str, on_end: Callable[[Reply], None] = lambda reply: None) -> None:
         self.request_id = request_id
         self.ended = threading.Event()
         self.answered = False

@@ -5,13 +5,23 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from sage_core import LocalEnvironment, MapFunction
 from sage_core.serving import (
-    Answer, ChatEndpoint, ChatRequest, Failed, Finished, Piece, Reply, ServingError, Started, serving_plan,
+    Answer,
+    ChatEndpoint,
+    ChatRequest,
+    Failed,
+    Finished,
+    Piece,
+    Reply,
+    ServingError,
+    Started,
+    serving_plan,
 )
 
 
@@ -47,7 +57,7 @@ class Gate:
         self.closed.set()
 
 
-def ask(endpoint: ChatEndpoint, text: str) -> tuple[Reply, "queue.SimpleQueue[Any]"]:
+def ask(endpoint: ChatEndpoint, text: str) -> tuple[Reply, queue.SimpleQueue[Any]]:
     request = ChatRequest(id=ChatEndpoint.new_request_id(), model=endpoint.name, messages=({"role": "user", "content": text},))
     events: queue.SimpleQueue[Any] = queue.SimpleQueue()
     reply = endpoint.submit(request)
@@ -55,7 +65,7 @@ def ask(endpoint: ChatEndpoint, text: str) -> tuple[Reply, "queue.SimpleQueue[An
     return reply, events
 
 
-def outcome(events: "queue.SimpleQueue[Any]") -> tuple[str, Any]:
+def outcome(events: queue.SimpleQueue[Any]) -> tuple[str, Any]:
     """The text and the last event of a reply (waits for its end)."""
     text = ""
     while True:
@@ -94,7 +104,7 @@ def test_the_same_operator_runs_as_a_batch_job(env: LocalEnvironment, collected:
 @pytest.mark.timeout(60)
 def test_a_failing_record_fails_its_request_naming_the_operator(env: LocalEnvironment, served: ChatEndpoint) -> None:
     _, events = ask(served, "fail")
-    text, end = outcome(events)
+    _text, end = outcome(events)
     assert isinstance(end, Failed) and end.error.reason == "failed"
     assert "'shout'" in end.error.message and "asked to fail" in end.error.message
     assert outcome(ask(served, "fine")[1])[0] == "FINE"

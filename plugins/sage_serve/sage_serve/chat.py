@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import Request
 
 from sage_core.serving import ChatEndpoint, ChatRequest, Failed, Finished, Piece, ServingError, Started
-
 from sage_serve.errors import APIError
 from sage_serve.openai_models import (
     AssistantMessage,
@@ -69,7 +68,7 @@ async def chat_completion(endpoint: ChatEndpoint, body: ChatCompletionRequest, r
             events.cancel("the request ended before its answer")
 
 
-async def _whole(events: ReplyEvents, started: Started, client: "asyncio.Task[None]", chat: ChatRequest) -> JSONResponse:
+async def _whole(events: ReplyEvents, started: Started, client: asyncio.Task[None], chat: ChatRequest) -> JSONResponse:
     pieces: list[str] = []
     while True:
         event = await events.next(client)

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from sage_core import ServiceError
-
 from sage_serve.errors import APIError
 from sage_serve.openai_models import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage
 

@@ -24,7 +24,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sage_core.serving import ServingError
-
 from sage_serve.openai_models import ErrorBody, ErrorDetail
 
 _SERVING_STATUS = {
@@ -46,7 +45,7 @@ class APIError(Exception):
         self.detail = ErrorDetail(message=message, type=type_, param=param, code=code)
 
     @classmethod
-    def from_serving(cls, error: ServingError) -> "APIError":
+    def from_serving(cls, error: ServingError) -> APIError:
         """The HTTP error for a request the pipeline side ended with ``error``."""
         status, type_ = _SERVING_STATUS[error.reason]
         return cls(status, error.message, type_, _SERVING_CODE.get(error.reason, error.reason))

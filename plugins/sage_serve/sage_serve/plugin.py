@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 
 @hookimpl
-def sage_register_commands(cli: "click.Group") -> None:
+def sage_register_commands(cli: click.Group) -> None:
     """Add ``sage serve FILE.py``."""
     from sage_serve.command import serve
 

@@ -31,7 +31,7 @@ class ReplyEvents:
         self._backstop = self._loop.call_at(self._deadline, self._expire)
         reply.listen(self._put)
 
-    async def next(self, client: "asyncio.Task[Any] | None" = None) -> Event:
+    async def next(self, client: asyncio.Task[Any] | None = None) -> Event:
         """The next event; a ``Failed`` one when the deadline passes; :class:`ClientGone` if ``client`` ends first."""
         remaining = self._deadline - self._loop.time()
         get = asyncio.ensure_future(self._queue.get())

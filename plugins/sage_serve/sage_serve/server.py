@@ -6,8 +6,8 @@ import contextlib
 import signal
 import socket
 import threading
+from collections.abc import Iterator
 from types import FrameType
-from typing import Iterator
 
 import uvicorn
 

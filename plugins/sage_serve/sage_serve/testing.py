@@ -57,7 +57,7 @@ class ServerProcess:
             if text in line:
                 return line
 
-    def wait_ready(self) -> "ServerProcess":
+    def wait_ready(self) -> ServerProcess:
         """Wait for the ``ready`` log line (services started, job running)."""
         self.wait_for_line("sage serve: ready")
         return self

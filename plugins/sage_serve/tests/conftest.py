@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import openai
 import pytest
-
 from sage_serve.testing import ServerProcess
 
 ECHO_PIPELINE = Path(__file__).with_name("echo_pipeline.py")

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
 from concurrent.futures import Future
-from typing import Any, AsyncIterator
+from typing import Any
 
 from sage_core import Answer, ChatEndpoint, ChatRequest, LocalEnvironment, MapFunction
 

@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import openai
 import pytest
-
 from sage_serve.testing import ServerProcess, user
 
 SLOW_WORDS = 1000

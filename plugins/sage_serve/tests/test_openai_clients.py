@@ -7,10 +7,9 @@ import asyncio
 import numpy as np
 import openai
 import pytest
+from sage_serve.testing import user
 
 from sage_core.plugins.builtin.hashing_embedder import HashingEmbedder
-
-from sage_serve.testing import user
 
 
 @pytest.mark.timeout(60)

@@ -7,14 +7,13 @@ generation of a client that left.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import openai
 import pytest
 import yaml
-
 from sage_serve.testing import ServerProcess, user
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"

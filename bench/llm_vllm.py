@@ -174,7 +174,11 @@ def measure_embeddings(args: argparse.Namespace, device: str) -> dict[str, Any]:
     env = LocalEnvironment("bench-embed")
     batch = {"max_size": args.embed_batch_max} if args.embed_batch_max else {}
     batch |= {"max_in_flight": args.embed_in_flight} if args.embed_in_flight else {}
-    env.register_service("embed", lambda: embedder, **({"batch": batch} if batch else {}))
+    options: dict[str, Any] = {"batch": batch} if batch else {}
+    if args.embed_isolation == "process":  # the service's own copy of the model, in a child process (own GIL)
+        env.register_service("embed", SentenceTransformersEmbedder, device=device, isolation="process", **options)
+    else:
+        env.register_service("embed", lambda: embedder, **options)
     env.services.start()
     timers = embed_paths(env, embedder, args, np.random.default_rng(args.seed))
     job = env.submit(autostop=False)
@@ -193,6 +197,7 @@ def measure_embeddings(args: argparse.Namespace, device: str) -> dict[str, Any]:
         "embed_texts": args.embed_texts,
         "batch_size": embedder.batch_size,
         "service_batch": batch or "the method's own",
+        "isolation": args.embed_isolation,
         "mean_batch_texts": mean_batch,
         "runs": args.runs,
     }
@@ -391,6 +396,7 @@ def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--embed-only", action="store_true", help="only the embedding lines (no vLLM needed)")
     parser.add_argument("--embed-batch-max", type=int, help="--embed-only: the embedding service's batch max_size")
     parser.add_argument("--embed-in-flight", type=int, help="--embed-only: the embedding service's batch max_in_flight")
+    parser.add_argument("--embed-isolation", choices=("thread", "process"), default="thread", help="--embed-only: the embedding service's isolation")
     parser.add_argument("--eager", action="store_true", help="GPU: eager engines (fast start, slower steps)")
     parser.add_argument("--gpu-share", type=float, default=0.4, help="GPU: gpu_memory_utilization of each engine")
     parser.add_argument("--max-num-seqs", type=int)

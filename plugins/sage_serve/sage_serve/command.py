@@ -49,9 +49,9 @@ def serve(path: str, host: str, port: int, api_key: str | None, timeout_s: float
     served = ServedEnvironment(env, plan, drain_s=drain_s, timeout_s=timeout_s)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    click.echo(f"sage serve: listening on http://{shown}:{bound_port} (models: {', '.join(n for n, _ in served.models())})", err=True)
+    announce = f"sage serve: listening on http://{shown}:{bound_port} (models: {', '.join(n for n, _ in served.models())})"
     try:
-        run_server(served, create_app(served, api_key), sock, log_level=log_level, drain_s=drain_s)
+        run_server(served, create_app(served, api_key), sock, log_level=log_level, drain_s=drain_s, announce=announce)
     finally:
         served.close()
     if served.state == "failed":

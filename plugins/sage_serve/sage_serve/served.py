@@ -91,10 +91,12 @@ class ServedEnvironment:
         self._spawn(run, "sage-serve-drain")
 
     def close(self) -> None:
-        """Wait for start-up and drain, then stop the job and close the services."""
+        """Wait for the drain (and start-up, at most ``drain_s``), then stop the job and close the services."""
         self.drain()
         for thread in self._threads:
-            thread.join()
+            thread.join(None if thread.name == "sage-serve-drain" else self.drain_s)
+            if thread.is_alive():
+                log.warning("sage serve: services still starting after %g s; they close once started", self.drain_s)
         self.env.close()
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
@@ -25,9 +26,16 @@ class DrainingServer(uvicorn.Server):
     graceful exit, so the process exits 0.
     """
 
-    def __init__(self, config: uvicorn.Config, served: ServedEnvironment) -> None:
+    def __init__(self, config: uvicorn.Config, served: ServedEnvironment, announce: str) -> None:
         super().__init__(config)
         self.served = served
+        self.announce = announce
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start serving, then print ``announce`` (signals are handled from then on) and start the pipeline."""
+        await super().startup(sockets=sockets)
+        print(self.announce, file=sys.stderr, flush=True)
+        self.served.start(on_failure=self.request_exit)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """Begin the drain, then let uvicorn shut down (a second Ctrl-C forces the exit)."""
@@ -67,8 +75,11 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(served: ServedEnvironment, app: object, sock: socket.socket, *, log_level: str, drain_s: float) -> None:
-    """Serve ``app`` on ``sock`` until a signal (drained) or a failed start; services start meanwhile."""
+def serve(served: ServedEnvironment, app: object, sock: socket.socket, *, log_level: str, drain_s: float, announce: str) -> None:
+    """Serve ``app`` on ``sock`` until a signal (drained) or a failed start; services start meanwhile.
+
+    ``announce`` is printed to stderr once the server answers (``/healthz``) and handles SIGTERM.
+    """
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         log_level=log_level,
@@ -76,9 +87,7 @@ def serve(served: ServedEnvironment, app: object, sock: socket.socket, *, log_le
         lifespan="off",
         access_log=log_level == "debug",
     )
-    server = DrainingServer(config, served)
-    served.start(on_failure=server.request_exit)
-    server.run(sockets=[sock])
+    DrainingServer(config, served, announce).run(sockets=[sock])
 
 
 __all__ = ["DrainingServer", "bind", "serve"]

@@ -68,6 +68,19 @@ def test_readyz_is_503_until_every_service_has_started(start_server: Any, tmp_pa
 
 
 @pytest.mark.timeout(60)
+def test_sigterm_while_services_start_exits_0_without_running_the_job(start_server: Any, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    server = start_server("--drain-timeout", "1", env={"ECHO_START_GATE": str(gate)})
+    server.process.terminate()
+    server.wait_for_line("services still starting")
+    with gate.open("w") as fifo:  # the LLM service finishes starting: the server closes it and exits
+        fifo.write("go\n")
+    assert server.process.wait(30) == 0
+    assert "sage serve: ready" not in server.output
+
+
+@pytest.mark.timeout(60)
 def test_a_pipeline_that_fails_to_start_exits_1_naming_the_cause(start_server: Any) -> None:
     server = start_server(env={"ECHO_START_FAIL": "1"})
     assert "told to fail at start" in server.wait_for_line("the pipeline failed to start")

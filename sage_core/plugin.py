@@ -52,6 +52,8 @@ _EXPORTS: dict[str, str] = {
     "Completion": "sage_core.services.contracts",
     "SamplingParams": "sage_core.services.contracts",
     # shared input checks
+    "check_device": "sage_core.services.devices",
+    "resolve_device": "sage_core.services.devices",
     "MetadataIndex": "sage_core.services.metadata_index",
     "as_matrix": "sage_core.services.vector_inputs",
     "as_top_k": "sage_core.services.vector_inputs",

@@ -14,7 +14,6 @@ import difflib
 import importlib
 import inspect
 import pickle
-import re
 import types
 import typing
 from typing import Any, Callable, Literal, Union
@@ -23,9 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sage_core.plugins.manager import PluginManager
 from sage_core.errors import ConfigError
+from sage_core.services.devices import check_device
 
-DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-DEVICE_CHOICES = "auto, cpu, cuda, cuda:N"
 
 
 class BatchConfig(BaseModel):
@@ -284,10 +282,7 @@ def _check_isolation(path: str, choice: BackendChoice) -> None:
 
 
 def _device(value: str) -> str:
-    if not DEVICE_PATTERN.match(value):
-        msg = f"unknown device {value!r}; valid devices: {DEVICE_CHOICES}"
-        raise ValueError(msg)
-    return value
+    return check_device(value)
 
 
 def _import(value: Any) -> Any:

@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 
-from sage_core.errors import BackendUnavailable
+from sage_core.errors import BackendUnavailable, ConfigError
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N"
+
+
+def check_device(device: object, where: str = "") -> str:
+    """``device`` when it names a device (``auto``, ``cpu``, ``cuda``, ``cuda:N``), else a :class:`ConfigError`
+    (a ``ValueError``) whose message starts with ``where``."""
+    if not isinstance(device, str) or not DEVICE_PATTERN.match(device):
+        msg = f"{where + ': ' if where else ''}unknown device {device!r}; valid devices: {DEVICE_CHOICES}"
+        raise ConfigError(msg)
+    return device
 
 
 @functools.lru_cache(maxsize=1)
@@ -53,4 +66,4 @@ def resolve_device(requested: str, supported: tuple[str, ...], replica: int = 0)
     return requested
 
 
-__all__ = ["gpu_count", "resolve_device"]
+__all__ = ["DEVICE_CHOICES", "check_device", "gpu_count", "resolve_device"]

@@ -12,21 +12,19 @@ import importlib.util
 import itertools
 import logging
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Coroutine, Iterator, Mapping, TypeVar
 
-from sage_core.plugin import BackendUnavailable
+from sage_core.plugin import BackendUnavailable, check_device
 
 from sage_llm_vllm.imports import model_library
 from sage_llm_vllm.loops import EngineLoop, running_loop
 
 logger = logging.getLogger("sage.llm_vllm")
 
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 _START_LOCK = threading.Lock()
 """Engines start one at a time: a start may pin ``CUDA_VISIBLE_DEVICES`` for the engine's processes."""
 
@@ -119,10 +117,7 @@ def prepare_device(device: str, where: str) -> str:
     ``r % gpus``). Raises :class:`BackendUnavailable` (the service layer's cue to try the fallback
     chain) when vLLM is missing or cuda is asked for without a GPU.
     """
-    requested = str(device or "auto")
-    if not _DEVICE.match(requested):
-        msg = f"{where}: unknown device {requested!r}; choose auto, cpu, cuda or cuda:N"
-        raise ValueError(msg)
+    requested = check_device(str(device or "auto"), where)
     if importlib.util.find_spec("vllm") is None:
         msg = (
             f"{where}: vLLM is not installed; install `sage-llm-vllm[gpu]` (CUDA) or "

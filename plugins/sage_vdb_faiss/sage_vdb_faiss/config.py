@@ -7,13 +7,12 @@ A config entry ``{kind: vdb, backend: faiss, device: auto, options: {...}}`` rea
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 import faiss
 
-from sage_core import ConfigError
+from sage_core.plugin import ConfigError, check_device
 
 METRICS: dict[str, int] = {
     "cosine": faiss.METRIC_INNER_PRODUCT,
@@ -23,7 +22,6 @@ METRICS: dict[str, int] = {
 """Metric names and the FAISS metric each one searches with (cosine normalises, then uses ip)."""
 
 MULTI_GPU_MODES = ("shard", "replicate")
-_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 
 
 @dataclass(frozen=True)
@@ -59,8 +57,7 @@ class FaissConfig:
             raise ConfigError(f"{where}: dim must be a positive integer or null, got {self.dim!r}")
         if self.metric not in METRICS:
             raise ConfigError(f"{where}: unknown metric {self.metric!r}; valid metrics: {', '.join(METRICS)}")
-        if not isinstance(self.device, str) or not _DEVICE_PATTERN.match(self.device):
-            raise ConfigError(f"{where}: unknown device {self.device!r}; use auto, cpu, cuda or cuda:N")
+        check_device(self.device, where)
         if self.multi_gpu is not None and self.multi_gpu not in MULTI_GPU_MODES:
             raise ConfigError(
                 f"{where}: multi_gpu must be one of {', '.join(MULTI_GPU_MODES)} or null, got {self.multi_gpu!r}"

@@ -144,9 +144,10 @@ class VectorStoreContract:
 
     def test_results_come_best_first_on_the_documented_score_scale(self, filled: Stored) -> None:
         queries = unit_vectors(20, self.dim, seed=11)
+        row_of = filled.row_of()
         for query, hits in zip(queries, call(filled.store.search, queries, top_k=TOP_K)):
             assert len(hits) == TOP_K
-            self._similarities(hits, query, filled)
+            self._similarities(hits, query, filled, row_of)
 
     def test_batch_search_returns_one_list_per_query_row(self, filled: Stored) -> None:
         store, vectors, _, _ = filled
@@ -352,10 +353,9 @@ class VectorStoreContract:
 
     # ------------------------------------------------------------------ helpers
 
-    def _similarities(self, hits: Sequence[Hit], query: np.ndarray, stored: Stored) -> np.ndarray:
+    def _similarities(self, hits: Sequence[Hit], query: np.ndarray, stored: Stored, row_of: dict[str, int]) -> np.ndarray:
         """Each hit's true similarity, checking the score scale and that hits come best first."""
-        atol = self.score_atol
-        sims = similarities(hits, query, stored.vectors, stored.row_of(), atol)
+        sims = similarities(hits, query, stored.vectors, row_of, self.score_atol)
         scores = [h.score for h in hits]
         assert all(a >= b for a, b in itertools.pairwise(scores)), f"hits are not best first: scores {scores[:5]}"
         return sims
@@ -366,10 +366,11 @@ class VectorStoreContract:
         """Top-10 of each query equals brute force over ``rows`` (exact) or reaches ``min_recall``."""
         results = call(stored.store.search, queries, top_k=TOP_K, filter=filter)
         truth = brute_force(stored.vectors, queries, TOP_K, rows)
+        row_of = stored.row_of()
         found = 0
         for query, hits, expected in zip(queries, results, truth):
             assert len(hits) == len(expected), f"{label}: {len(hits)} hits, expected {len(expected)}"
-            sims = self._similarities(hits, query, stored)
+            sims = self._similarities(hits, query, stored, row_of)
             if self.exact:
                 np.testing.assert_allclose(
                     sims, stored.vectors[expected] @ query, atol=self.score_atol, err_msg=f"{label}: not the exact top {TOP_K}"

@@ -33,6 +33,8 @@ def static() -> Model2VecEmbedder:
 class TestSentenceTransformersContract(EmbedderContract):
     """The embedder contract on all-MiniLM-L6-v2."""
 
+    large_batch = 1_200  # a transformer on two CPU cores; still many times its internal batch (64)
+
     @pytest.fixture
     def embedder(self, minilm: SentenceTransformersEmbedder) -> Any:
         return minilm
@@ -101,6 +103,8 @@ def test_non_string_text_is_a_value_error(minilm: SentenceTransformersEmbedder) 
 @pytest.mark.slow
 class TestVLLMEmbedderContract(EmbedderContract):
     """The embedder contract on vLLM's pooling engine serving all-MiniLM-L6-v2 on the CPU."""
+
+    large_batch = 1_200  # a transformer on two CPU cores (5,000 texts take minutes there)
 
     @pytest.fixture(scope="class")
     @classmethod

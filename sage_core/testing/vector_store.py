@@ -166,6 +166,22 @@ class VectorStoreContract:
         assert found["id"] == "v5" and found["metadata"] == metadata[5]
         np.testing.assert_allclose(found["vector"], vectors[5], rtol=1e-5, atol=1e-5)
 
+    def test_stored_metadata_is_isolated_from_the_callers_objects(self, store: Any) -> None:
+        vector = unit_vectors(1, self.dim, seed=14)
+        meta = {"tags": ["a"], "nested": {"n": 1}}
+        call(store.add, vector, ids=["x"], metadata=[meta])
+        meta["tags"].append("changed after add")
+        meta["nested"]["n"] = 2
+        got = call(store.get, ["x"])[0]
+        got["metadata"]["tags"].append("changed after get")
+        got["vector"][0] += 1.0
+        call(store.search, vector[0], top_k=1)[0].metadata["tags"].append("changed after search")
+        again = call(store.get, ["x"])[0]
+        assert again["metadata"] == {"tags": ["a"], "nested": {"n": 1}}, (
+            f"the stored metadata changed with the caller's objects (a shallow copy?): {again['metadata']}"
+        )
+        np.testing.assert_allclose(again["vector"], vector[0], atol=1e-6, err_msg="the stored vector changed with get()'s copy")
+
     def test_search_on_empty_store_returns_no_hits(self, store: Any) -> None:
         assert call(store.search, unit_vectors(1, self.dim)[0], top_k=3) == []
 

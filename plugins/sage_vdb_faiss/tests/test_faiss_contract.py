@@ -10,7 +10,20 @@ from sage_core.testing import VectorStoreContract
 from sage_vdb_faiss import VDBService
 
 
-class TestFlatContract(VectorStoreContract):
+class _FaissContract(VectorStoreContract):
+    """The suite with the FAISS store's known defect marked."""
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason="metadata copied shallowly, nested lists/dicts shared with the caller: sage_vdb_faiss/inputs.py "
+        "as_metadata (dict(item), add/upsert), service.py get (dict(table.metadata[row] or {})), and "
+        "sage_core/services/hits.py Hits._list (dict(entry)) for search hits",
+    )
+    def test_stored_metadata_is_isolated_from_the_callers_objects(self, store: Any) -> None:
+        super().test_stored_metadata_is_isolated_from_the_callers_objects(store)
+
+
+class TestFlatContract(_FaissContract):
     """Exact flat index, dimension given up front."""
 
     @pytest.fixture
@@ -18,7 +31,7 @@ class TestFlatContract(VectorStoreContract):
         return lambda: VDBService(self.dim, index="Flat", device="cpu")
 
 
-class TestFlatLearnsDimContract(VectorStoreContract):
+class TestFlatLearnsDimContract(_FaissContract):
     """The seed's form, ``VDBService()``: dimension learnt from the first vectors."""
 
     @pytest.fixture
@@ -26,7 +39,7 @@ class TestFlatLearnsDimContract(VectorStoreContract):
         return lambda: VDBService()
 
 
-class TestHnswContract(VectorStoreContract):
+class TestHnswContract(_FaissContract):
     """Graph index: deletes become tombstones."""
 
     exact = False
@@ -37,7 +50,7 @@ class TestHnswContract(VectorStoreContract):
         return lambda: VDBService(self.dim, index="HNSW16", metric="ip", device="cpu")
 
 
-class TestIvfContract(VectorStoreContract):
+class TestIvfContract(_FaissContract):
     """IVF that trains once 20 vectors arrived and probes half of its lists (recall@10 about 0.8)."""
 
     exact = False
@@ -48,7 +61,7 @@ class TestIvfContract(VectorStoreContract):
         return lambda: VDBService(self.dim, index="IVF4,Flat", train_min=20, nprobe=2, device="cpu")
 
 
-class TestIvfL2Contract(VectorStoreContract):
+class TestIvfL2Contract(_FaissContract):
     """IVF with the l2 metric, probing every list (so exact)."""
 
     @pytest.fixture

@@ -90,15 +90,16 @@ class ServingPlan:
     @property
     def ready(self) -> bool:
         """Whether the job runs and the endpoints accept requests."""
-        return self.job is not None and self.job.status == "running" and all(
+        return self.job is not None and self.job.running and all(
             e.book.accepting for e in self.endpoints.values()
         )
 
     def drain(self, timeout: float) -> int:
         """Refuse new requests, let those in flight finish within ``timeout`` seconds, cancel the rest.
 
-        Stops the job's sources and lets its records drain; returns how many requests were
-        cancelled. Services stay open (``env.close()`` closes them).
+        Stops the job (its sources stop, its records drain, the rest is cancelled at the deadline),
+        then waits for answers still streaming; returns how many requests were cancelled. Services
+        stay open (``env.close()`` closes them).
         """
         deadline = time.monotonic() + timeout
         refusal = ServingError("unavailable", "the server is shutting down")
@@ -108,16 +109,13 @@ class ServingPlan:
                 endpoint.book.refuse(refusal)
         error = ServingError("unavailable", f"the server shut down before the answer was complete ({timeout:g} s drain)")
         cancelled = 0
-        if self.job is not None and self.job.stop(timeout=max(0.0, deadline - time.monotonic())) != "running":
-            for endpoint in self.endpoints.values():  # the job drained: what has no answer now never will
+        if self.job is not None:
+            self.job.stop(timeout=max(0.0, deadline - time.monotonic()))  # drained, or cancelled at the deadline
+            for endpoint in self.endpoints.values():  # the job has ended: what has no answer now never will
                 cancelled += endpoint.book.cancel_all(error, unanswered_only=True)
-        for endpoint in self.endpoints.values():
+        for endpoint in self.endpoints.values():  # answers still streaming get the rest of the deadline
             if not endpoint.book.wait_idle(max(0.0, deadline - time.monotonic())):
                 cancelled += endpoint.book.cancel_all(error)
-        if self.job is not None and self.job.status == "running":
-            cancel = getattr(self.job, "cancel", None)
-            if cancel is not None:
-                cancel()
         return cancelled
 
 

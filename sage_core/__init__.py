@@ -48,8 +48,8 @@ _EXPORTS: dict[str, str] = {
     "hookimpl": "sage_core.plugins.hookspecs",
     "get_plugin_manager": "sage_core.plugins.manager",
     "ConfigError": "sage_core.errors",
-    "BackendSpec": "sage_core.services.specs",
-    "ServiceKind": "sage_core.services.specs",
+    "BackendSpec": "sage_core.plugins.specs",
+    "ServiceKind": "sage_core.plugins.specs",
     "BackendUnavailable": "sage_core.errors",
     # services
     "batchable": "sage_core.services.batching",

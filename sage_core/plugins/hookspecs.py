@@ -14,7 +14,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from sage_core.services.specs import BackendSpec, ServiceKind
+    from sage_core.plugins.specs import BackendSpec, ServiceKind
 
 hookspec = pluggy.HookspecMarker("sage")
 hookimpl = pluggy.HookimplMarker("sage")

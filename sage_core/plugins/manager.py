@@ -17,14 +17,14 @@ import pluggy
 
 from sage_core.errors import ConfigError
 from sage_core.plugins import hookspecs
-from sage_core.services.specs import BackendSpec, ServiceKind
+from sage_core.plugins.specs import BackendSpec, ServiceKind
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
-    "sage_core.plugins.builtin.kinds",
-    "sage_core.plugins.builtin.numpy_vdb",
-    "sage_core.plugins.builtin.kv_stores",
-    "sage_core.plugins.builtin.graph_store",
-    "sage_core.plugins.builtin.hashing_embedder",
+    "sage_core.builtin.kinds",
+    "sage_core.builtin.numpy_vdb",
+    "sage_core.builtin.kv_stores",
+    "sage_core.builtin.graph_store",
+    "sage_core.builtin.hashing_embedder",
 )
 
 

@@ -5,7 +5,7 @@
   replica whose write failed while another's succeeded is marked stale (no more reads).
 * :class:`BackendGroup`: one backend of a service's chain, ``shards`` replica sets. With one shard
   every call goes straight through. With several, the service kind's ``sharding`` rule for the
-  method (:mod:`sage_core.services.sharding`) splits the call into parts, one per shard it
+  method (:mod:`sage_core.plugins.sharding`) splits the call into parts, one per shard it
   concerns, and merges their answers.
 """
 
@@ -21,7 +21,7 @@ from sage_core.errors import ConfigError, ServiceClosed
 from sage_core.services.replica import Replica, StreamIterator
 
 if TYPE_CHECKING:
-    from sage_core.services.specs import ServiceKind
+    from sage_core.plugins.specs import ServiceKind
 
 
 class ReplicaSet:

@@ -120,4 +120,4 @@ def test_every_builtin_plugin_registers_without_errors() -> None:
 
 def test_plugins_command_prints_a_table() -> None:
     result = CliRunner().invoke(cli, ["plugins"], env={"COLUMNS": "200"})
-    assert result.exit_code == 0 and "sage_core.plugins.builtin.numpy_vdb" in result.output
+    assert result.exit_code == 0 and "sage_core.builtin.numpy_vdb" in result.output

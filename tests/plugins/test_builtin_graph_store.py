@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sage_core.plugins.builtin.graph_store import NetworkxGraphStore
+from sage_core.builtin.graph_store import NetworkxGraphStore
 from sage_core.testing import GraphStoreContract
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sage_core.plugins.builtin.hashing_embedder import HashingEmbedder
+from sage_core.builtin.hashing_embedder import HashingEmbedder
 from sage_core.services.batching import batch_spec
 from sage_core.testing import EmbedderContract
 

@@ -29,9 +29,9 @@ def test_builtin_backends_are_offered_by_name_and_kind() -> None:
 
 
 def test_builtin_backends_satisfy_their_protocols() -> None:
-    from sage_core.plugins.builtin.graph_store import NetworkxGraphStore
-    from sage_core.plugins.builtin.kv_stores import MemoryKVStore, SQLiteKVStore
-    from sage_core.plugins.builtin.numpy_vdb import NumpyVectorStore
+    from sage_core.builtin.graph_store import NetworkxGraphStore
+    from sage_core.builtin.kv_stores import MemoryKVStore, SQLiteKVStore
+    from sage_core.builtin.numpy_vdb import NumpyVectorStore
 
     assert isinstance(NumpyVectorStore(dim=4), VectorStore)
     assert isinstance(MemoryKVStore(), KVStore) and isinstance(SQLiteKVStore(), KVStore)

@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from sage_core.plugins.builtin.kv_stores import MemoryKVStore, SQLiteKVStore
+from sage_core.builtin.kv_stores import MemoryKVStore, SQLiteKVStore
 from sage_core.testing import KVStoreContract
 
 

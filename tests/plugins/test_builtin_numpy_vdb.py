@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sage_core.plugins.builtin.numpy_vdb import NumpyVectorStore
+from sage_core.builtin.numpy_vdb import NumpyVectorStore
 from sage_core.plugins.manager import PluginManager
 from sage_core.services.batching import batch_spec
 from sage_core.testing import VectorStoreContract, unit_vectors
@@ -64,7 +64,7 @@ def test_large_query_batch_is_split_into_blocks_with_identical_results(monkeypat
     store = NumpyVectorStore(dim=16)
     store.add(data)
     whole = store.search(queries, top_k=5)
-    monkeypatch.setattr("sage_core.plugins.builtin.numpy_vdb.SCORE_BLOCK_BYTES", 4 * 500 * 7)
+    monkeypatch.setattr("sage_core.builtin.numpy_vdb.SCORE_BLOCK_BYTES", 4 * 500 * 7)
     blocked = store.search(queries, top_k=5)
     assert [[h.id for h in row] for row in whole] == [[h.id for h in row] for row in blocked]
 
@@ -112,4 +112,4 @@ def test_path_option_loads_at_start_and_saves_on_close(tmp_path) -> None:
 
 def test_numpy_backend_is_registered_through_the_plugin_manager() -> None:
     spec = PluginManager(load_entry_points=False).backend("vdb", "numpy")
-    assert spec.factory is NumpyVectorStore and spec.plugin == "sage_core.plugins.builtin.numpy_vdb"
+    assert spec.factory is NumpyVectorStore and spec.plugin == "sage_core.builtin.numpy_vdb"

@@ -15,10 +15,10 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pytest
 
-from sage_core.plugins.builtin.graph_store import NetworkxGraphStore
-from sage_core.plugins.builtin.hashing_embedder import HashingEmbedder
-from sage_core.plugins.builtin.kv_stores import MemoryKVStore
-from sage_core.plugins.builtin.numpy_vdb import NumpyVectorStore
+from sage_core.builtin.graph_store import NetworkxGraphStore
+from sage_core.builtin.hashing_embedder import HashingEmbedder
+from sage_core.builtin.kv_stores import MemoryKVStore
+from sage_core.builtin.numpy_vdb import NumpyVectorStore
 from sage_core.services.contracts import Hit
 
 pytest_plugins = ["pytester"]

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from sage_core import MapFunction, RemoteEnvironment
-from sage_core.plugins.builtin.hashing_embedder import HashingEmbedder
+from sage_core.builtin.hashing_embedder import HashingEmbedder
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))

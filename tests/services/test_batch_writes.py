@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from sage_core.plugins.builtin.kv_stores import MemoryKVStore, SQLiteKVStore
+from sage_core.builtin.kv_stores import MemoryKVStore, SQLiteKVStore
 from sage_core.services.manager import ServiceManager
 
 ITEMS = {f"k{i}": {"i": i, "tags": ["a", "b"][: i % 3]} for i in range(200)}

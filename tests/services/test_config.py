@@ -91,7 +91,7 @@ def test_missing_file_and_non_mapping_yaml_are_reported(tmp_path: Path) -> None:
 
 
 def test_factory_may_be_an_import_string(manager: ServiceManager) -> None:
-    manager.register_config({"kv": {"factory": "sage_core.plugins.builtin.kv_stores:MemoryKVStore", "kind": "kv"}})
+    manager.register_config({"kv": {"factory": "sage_core.builtin.kv_stores:MemoryKVStore", "kind": "kv"}})
     manager.sync["kv"].put("k", "v")
     assert manager.sync["kv"].get("k") == "v"
 

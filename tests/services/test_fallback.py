@@ -10,7 +10,7 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-from sage_core.plugins.builtin.numpy_vdb import NumpyVectorStore
+from sage_core.builtin.numpy_vdb import NumpyVectorStore
 from sage_core.errors import ServiceError
 from sage_core.services.manager import ServiceManager
 from sage_core.errors import BackendUnavailable

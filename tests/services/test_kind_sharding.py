@@ -16,7 +16,7 @@ import pytest
 from sage_core import LocalEnvironment, MapFunction
 from sage_core.plugin import BackendSpec, ServiceError, ServiceKind, get_plugin_manager, hookimpl
 from sage_core.services.manager import ServiceManager
-from sage_core.services.sharding import (
+from sage_core.plugins.sharding import (
     ShardRule,
     broadcast,
     by_items,

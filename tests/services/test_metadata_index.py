@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sage_core.plugin import MetadataIndex
-from sage_core.plugins.builtin.numpy_vdb import NumpyVectorStore
+from sage_core.builtin.numpy_vdb import NumpyVectorStore
 from sage_core.services.metadata_index import ONE_OF_TYPES
 
 

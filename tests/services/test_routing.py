@@ -13,10 +13,10 @@ from concurrent.futures import wait
 import numpy as np
 import pytest
 
-from sage_core.plugins.builtin.numpy_vdb import NumpyVectorStore
+from sage_core.builtin.numpy_vdb import NumpyVectorStore
 from sage_core.errors import ConfigError
 from sage_core.services.manager import ServiceManager
-from sage_core.services.sharding import stable_shard
+from sage_core.plugins.sharding import stable_shard
 from sage_core.testing import unit_vectors
 
 
@@ -62,7 +62,7 @@ def test_sharded_writes_are_routed_by_stable_id_hash(manager: ServiceManager, da
 
 def test_stable_shard_is_the_same_in_another_process_with_another_hash_seed() -> None:
     keys = [f"doc-{i}" for i in range(50)]
-    code = f"from sage_core.services.sharding import stable_shard; print([stable_shard(k, 7) for k in {keys!r}])"
+    code = f"from sage_core.plugins.sharding import stable_shard; print([stable_shard(k, 7) for k in {keys!r}])"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert other.stdout.strip() == str([stable_shard(k, 7) for k in keys])

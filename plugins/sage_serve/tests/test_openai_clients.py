@@ -9,7 +9,7 @@ import openai
 import pytest
 from sage_serve.testing import user
 
-from sage_core.plugins.builtin.hashing_embedder import HashingEmbedder
+from sage_core.builtin.hashing_embedder import HashingEmbedder
 
 
 @pytest.mark.timeout(60)

@@ -33,7 +33,7 @@ from sage_core.services.deadlines import DeadlineScheduler
 from sage_core.services.remote import SignatureView, method_signatures
 from sage_core.services.replica import Replica, ReplicaState
 from sage_core.services.service import DEFAULT, Service
-from sage_core.services.specs import BackendSpec, ServiceKind
+from sage_core.plugins.specs import BackendSpec, ServiceKind
 
 log = logging.getLogger("sage.services")
 

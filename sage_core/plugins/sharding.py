@@ -1,10 +1,10 @@
 """How a kind's methods spread over shards, and how the shards' answers merge into one result.
 
-A :class:`~sage_core.services.specs.ServiceKind` declares one :class:`ShardRule` per method that
+A :class:`~sage_core.plugins.specs.ServiceKind` declares one :class:`ShardRule` per method that
 can run on a service configured with ``shards: N``; the rules are built from the constructors of
 this module, the same ones the built-in kinds use::
 
-    from sage_core.services.sharding import broadcast, by_items, by_key, by_keys, fan_out, top_k, total
+    from sage_core.plugins.sharding import broadcast, by_items, by_key, by_keys, fan_out, top_k, total
 
     ServiceKind("docs", DocStore, write_methods=("put", "put_many", "drop"), sharding={
         "put": by_key("doc_id"),                 # one shard, chosen by the key's hash

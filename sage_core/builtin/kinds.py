@@ -1,7 +1,7 @@
 """Built-in plugin: the service kinds SAGE knows (each one a contract from ``sage_core``).
 
 They register through the same hook as a plugin's kinds. The stores declare their sharding with
-:mod:`sage_core.services.sharding`: the vector store by the hash of each id (``search`` keeps the
+:mod:`sage_core.plugins.sharding`: the vector store by the hash of each id (``search`` keeps the
 exact top-k of every shard's hits), the KV store by key; both save one file per shard. The graph
 store and memory do not shard (an edge or a link may join two shards), nor do the stateless llm and
 embedding kinds: ``replicas`` share their load.

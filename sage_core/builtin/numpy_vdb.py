@@ -32,7 +32,7 @@ from sage_core.plugin import (
     batchable,
     hookimpl,
 )
-from sage_core.plugins.builtin._files import atomic_write
+from sage_core.builtin._files import atomic_write
 from sage_core.services.hits import object_column
 
 METRICS = ("cosine", "ip", "l2")

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import networkx as nx
 
 from sage_core.plugin import BackendSpec, BackendUnavailable, hookimpl
-from sage_core.plugins.builtin._files import atomic_write
+from sage_core.builtin._files import atomic_write
 
 FILE_FORMAT = "sage-graph/1"
 

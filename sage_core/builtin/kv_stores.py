@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from sage_core.plugin import BackendSpec, BackendUnavailable, hookimpl
-from sage_core.plugins.builtin._files import atomic_write
+from sage_core.builtin._files import atomic_write
 
 FILE_FORMAT = "sage-kv/1"
 

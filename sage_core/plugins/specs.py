@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from sage_core.services.sharding import ShardRule
+from sage_core.plugins.sharding import ShardRule
 
 
 @dataclass(frozen=True)
@@ -15,9 +15,9 @@ class ServiceKind:
     ``write_methods`` are mirrored to every backend of a fallback chain so that a fallback answers
     with the same data (vector, KV and graph stores); stateless kinds (llm, embedding) leave it empty.
 
-    ``sharding`` maps a method name to a :class:`~sage_core.services.sharding.ShardRule` saying how
+    ``sharding`` maps a method name to a :class:`~sage_core.plugins.sharding.ShardRule` saying how
     a call spreads over the shards of a service with ``shards: N`` and how their answers merge
-    (built with :mod:`sage_core.services.sharding`: ``by_key``, ``by_keys``, ``fan_out(top_k())``,
+    (built with :mod:`sage_core.plugins.sharding`: ``by_key``, ``by_keys``, ``fan_out(top_k())``,
     ``broadcast()``, ...). A kind without rules cannot be sharded (use ``replicas`` to share load);
     a method without a rule cannot be called on a sharded service. Like ``write_methods``, the rules
     may name methods beyond the contract that backends offer (``put_many`` of the KV stores).
@@ -34,7 +34,7 @@ class ServiceKind:
             if not isinstance(rule, ShardRule):
                 msg = (
                     f"service kind {self.name!r}: sharding[{method!r}] is a {type(rule).__name__}, not a ShardRule; "
-                    "build it with sage_core.services.sharding (by_key, by_keys, by_items, fan_out, broadcast, shard_files)"
+                    "build it with sage_core.plugins.sharding (by_key, by_keys, by_items, fan_out, broadcast, shard_files)"
                 )
                 raise TypeError(msg)
 

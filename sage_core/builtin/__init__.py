@@ -1,1 +1,1 @@
-"""Built-in CPU defaults, registered exactly like third-party plugins."""
+"""Built-in CPU defaults (numpy vector store, KV and graph stores, hashing embedder, the kinds), registered exactly like third-party plugins."""

@@ -1,1 +1,1 @@
-"""Plugin system: hookspecs, the manager, built-in default plugins."""
+"""Plugin system: hookspecs, what plugins register (specs, sharding rules), the manager that loads them."""

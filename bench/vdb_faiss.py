@@ -9,7 +9,7 @@ For each index, in one run and side by side:
   to a ``sage_vdb_faiss.VDBService`` (the service layer coalesces them into stacked FAISS calls;
   results come back as one structured array per call);
 * ``service_hits_qps`` / ``hits_ratio``: the same through ``search``, whose results read as lists of
-  ``Hit`` (columnar ``sage_core.Hits``: no ``Hit`` object is made until the caller reads one);
+  ``Hit`` (columnar ``sage_core.plugin.Hits``: no ``Hit`` object is made until the caller reads one);
 * ``service_hits_read_qps`` / ``hits_read_ratio``: ``search`` again, each caller reading every hit's
   ``id`` (so every ``Hit`` object is made, in the callers' thread) before its next call;
 * ``ratio`` = service / direct (target >= 0.85) and ``recall_at_10`` of the service's answers

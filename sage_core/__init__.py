@@ -1,7 +1,9 @@
 """SAGE: a dataflow framework for LLM and RAG pipelines that uses GPUs through long-lived services.
 
-Everything public is re-exported here; plugins import nothing else from ``sage_core``. Names load
-lazily so that ``import sage_core`` stays cheap (the CLI, plugin discovery).
+The pipeline user's API: environments, streams, function classes, jobs, config, the errors a
+pipeline meets and what service calls return. Plugin authors use :mod:`sage_core.plugin`; every
+error lives in :mod:`sage_core.errors`; the contract test kit is :mod:`sage_core.testing`. Names
+load lazily so that ``import sage_core`` stays cheap (the CLI, plugin discovery).
 """
 
 from __future__ import annotations
@@ -43,34 +45,14 @@ _EXPORTS: dict[str, str] = {
     # config
     "SageConfig": "sage_core.config",
     "load_config": "sage_core.config",
-    # plugins
-    "lazy_exports": "sage_core.lazy",
-    "hookimpl": "sage_core.plugins.hookspecs",
-    "get_plugin_manager": "sage_core.plugins.manager",
+    # errors a pipeline meets (every error: sage_core.errors)
     "ConfigError": "sage_core.errors",
-    "BackendSpec": "sage_core.plugins.specs",
-    "ServiceKind": "sage_core.plugins.specs",
-    "BackendUnavailable": "sage_core.errors",
-    # services
-    "batchable": "sage_core.services.batching",
-    "ReadWriteLock": "sage_core.services.locks",
-    "MetadataIndex": "sage_core.services.metadata_index",
-    "as_matrix": "sage_core.services.vector_inputs",
-    "as_top_k": "sage_core.services.vector_inputs",
     "ServiceError": "sage_core.errors",
     "ServiceTimeout": "sage_core.errors",
+    # what service calls return
     "Hit": "sage_core.services.contracts",
-    "Hits": "sage_core.services.hits",
-    "HitBatch": "sage_core.services.hits",
     "Completion": "sage_core.services.contracts",
     "SamplingParams": "sage_core.services.contracts",
-    "VectorStore": "sage_core.services.contracts",
-    "Embedder": "sage_core.services.contracts",
-    "embed_texts": "sage_core.services.contracts",
-    "LLM": "sage_core.services.contracts",
-    "KVStore": "sage_core.services.contracts",
-    "GraphStore": "sage_core.services.contracts",
-    "Memory": "sage_core.services.contracts",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -3,7 +3,7 @@
 Brute-force search: one matrix product per block of queries and ``argpartition`` for the top k,
 so a batch of queries (the service layer stacks concurrent callers, see ``@batchable``) costs
 little more than one. A metadata filter is answered by an inverted index
-(:class:`sage_core.MetadataIndex`) kept in step with every write, so a selective filter scores only
+(:class:`sage_core.plugin.MetadataIndex`) kept in step with every write, so a selective filter scores only
 its matching rows. Options: ``dim`` (learnt from the first add when omitted), ``metric``
 (``cosine``, ``ip`` or ``l2``; scores are higher-is-closer, ``l2`` gives ``-distance²``) and
 ``path`` (loaded at start when the file exists, saved on close). Files are ``.npz`` archives with a

@@ -1,7 +1,7 @@
 """Every hook a SAGE plugin can implement.
 
 Plugins are found through the ``sage`` entry point group and implement these hooks with
-``@sage_core.hookimpl``. Registration hooks receive a ``register`` callback (one call per offered
+``@sage_core.plugin.hookimpl``. Registration hooks receive a ``register`` callback (one call per offered
 item); the core records which plugin offered what and rejects a duplicate name, naming both plugins.
 """
 

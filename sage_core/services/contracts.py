@@ -5,7 +5,7 @@ contract, so backends swap without code changes. Conventions shared by every con
 
 * Ids are strings. Vectors are ``float32`` numpy arrays; a method taking ``vectors``/``query``
   accepts one vector (1-D) or a batch (2-D).
-* Methods marked :func:`sage_core.batchable` receive concurrent callers' requests stacked into one
+* Methods marked :func:`sage_core.plugin.batchable` receive concurrent callers' requests stacked into one
   call and return one result per input row.
 * Methods may be ``async def`` (and streaming methods async generators): the service layer runs
   them on the replica's event loop, so thousands can be in flight without a thread each.
@@ -93,7 +93,7 @@ class VectorStore(Protocol):
         """Nearest neighbours: the hits of one query (1-D), a sequence of them per row for a batch (2-D).
 
         Batchable on ``query``. ``top_k`` above the number of (matching) vectors returns them all.
-        The built-in stores return :class:`sage_core.Hits` / :class:`sage_core.HitBatch`, which read
+        The built-in stores return :class:`sage_core.plugin.Hits` / :class:`sage_core.plugin.HitBatch`, which read
         as ``list[Hit]`` / ``list[list[Hit]]`` (and compare equal to them) but make no ``Hit``
         object until one is read; a plain list of :class:`Hit` fulfils the contract too.
         """

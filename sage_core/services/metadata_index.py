@@ -33,7 +33,7 @@ class MetadataIndex:
     matching rows as a sorted int64 array (shared with the index: read it, do not modify it).
 
     Thread safety: concurrent :meth:`match` calls are safe with each other; a change must not run
-    beside any other call (guard the owner's state with a :class:`~sage_core.ReadWriteLock`, for
+    beside any other call (guard the owner's state with a :class:`~sage_core.plugin.ReadWriteLock`, for
     example: matches under ``read()``, changes under ``write()``).
     """
 

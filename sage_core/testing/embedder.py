@@ -1,4 +1,4 @@
-"""Contract suite for :class:`sage_core.Embedder` backends (kind ``embedding``).
+"""Contract suite for :class:`sage_core.plugin.Embedder` backends (kind ``embedding``).
 
 Besides the basics on three texts, it checks that one batch of 5,000 texts (``large_batch``) gives,
 row for row, what small batches give (batch splitting, padding and reordering bugs show only in large batches),

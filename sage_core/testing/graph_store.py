@@ -1,4 +1,4 @@
-"""Contract suite for :class:`sage_core.GraphStore` backends (kind ``graph``).
+"""Contract suite for :class:`sage_core.plugin.GraphStore` backends (kind ``graph``).
 
 Besides the semantics on a small chain, it checks on a random graph of 5,000 nodes that
 ``neighbors`` equals a reference breadth-first search (hops 1 to 3, with and without a relation

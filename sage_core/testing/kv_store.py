@@ -1,4 +1,4 @@
-"""Contract suite for :class:`sage_core.KVStore` backends (kind ``kv``).
+"""Contract suite for :class:`sage_core.plugin.KVStore` backends (kind ``kv``).
 
 Besides the semantics on a few keys, it checks at 5,000 keys that ``get``, ``keys`` (every prefix
 operator case: none, common, literal ``%``/``_``, non-ASCII, absent) and ``count`` agree with a

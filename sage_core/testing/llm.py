@@ -1,4 +1,4 @@
-"""Contract suite for :class:`sage_core.LLM` backends (kind ``llm``), kept light on purpose.
+"""Contract suite for :class:`sage_core.plugin.LLM` backends (kind ``llm``), kept light on purpose.
 
 Generation is slow and not exactly reproducible under batching, so the suite checks shapes,
 order, eight threads calling at once (each gets the completion of its own prompt: the prompt's

@@ -1,4 +1,4 @@
-"""Contract suite for :class:`sage_core.Memory` backends (kind ``memory``).
+"""Contract suite for :class:`sage_core.plugin.Memory` backends (kind ``memory``).
 
 Besides the semantics on a few memories, it checks at 5,000 memories over ten sessions that each
 memory is retrieved first by its own content, best first, that sessions, types and deletes

@@ -1,4 +1,4 @@
-"""Contract suite for :class:`sage_core.VectorStore` backends (kind ``vdb``).
+"""Contract suite for :class:`sage_core.plugin.VectorStore` backends (kind ``vdb``).
 
 Besides the semantics on a few vectors, it checks at :data:`SCALE` (5,000) vectors: results equal
 to brute force (an exact store) or a recall@10 of at least ``min_recall`` (an approximate one),

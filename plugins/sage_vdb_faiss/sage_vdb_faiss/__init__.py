@@ -1,6 +1,6 @@
 """SAGE vector search service on FAISS (backend ``faiss`` of kind ``vdb``).
 
-``VDBService`` implements :class:`sage_core.VectorStore`; the plugin module registers it with
+``VDBService`` implements :class:`sage_core.plugin.VectorStore`; the plugin module registers it with
 SAGE through the ``sage`` entry point group::
 
     from sage_vdb_faiss import VDBService

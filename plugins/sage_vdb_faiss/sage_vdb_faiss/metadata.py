@@ -1,4 +1,4 @@
-"""Which rows match a metadata filter: core's :class:`sage_core.MetadataIndex`, kept beside the vectors.
+"""Which rows match a metadata filter: core's :class:`sage_core.plugin.MetadataIndex`, kept beside the vectors.
 
 The built-in numpy store uses the same index, so a fallback chain from this store to numpy answers a
 filter with the same rows (equality as Python's, a list value meaning "one of").

@@ -15,7 +15,7 @@ from sage_vdb_faiss.service import VDBService
 def create_backend(device: str = "auto", **options: Any) -> VDBService:
     """Backend factory: ``factory(device="auto" | "cpu" | "cuda" | "cuda:N", **options)``.
 
-    Raises :class:`sage_core.BackendUnavailable` when ``device`` names a GPU this machine lacks,
+    Raises :class:`sage_core.plugin.BackendUnavailable` when ``device`` names a GPU this machine lacks,
     so the service layer can move to the configured fallback.
     """
     return VDBService(device=device, **options)

@@ -50,7 +50,7 @@ class VDBService:
     ``ef_search``, ``train_min``, ``train_max``, ``fp16``, ``gpu_temp_memory_mb``, ``multi_gpu``
     (``shard`` or ``replicate``), ``rebuild_ratio``, ``filter_exact_max``, ``seed``; see
     :class:`~sage_vdb_faiss.config.FaissConfig`. ``device="cuda"`` without a GPU raises
-    :class:`sage_core.BackendUnavailable`.
+    :class:`sage_core.plugin.BackendUnavailable`.
     """
 
     def __init__(self, dim: int | None = None, **options: Any) -> None:

@@ -34,6 +34,8 @@ class DrainingServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Start serving, then print ``announce`` (signals are handled from then on) and start the pipeline."""
         await super().startup(sockets=sockets)
+        if self.should_exit:  # uvicorn could not start (it has logged why)
+            return
         print(self.announce, file=sys.stderr, flush=True)
         self.served.start(on_failure=self.request_exit)
 

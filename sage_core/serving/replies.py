@@ -155,9 +155,9 @@ class Reply:
             self.ended.set()
             self._deliver(event)
             stream, self._stream = self._stream, None
+        self._on_end(self)  # first: once the stream's producer sees the close, the request is gone
         if isinstance(event, Failed):
             _close(stream)
-        self._on_end(self)
 
     def _deliver(self, event: Event) -> None:
         if self._listener is None:

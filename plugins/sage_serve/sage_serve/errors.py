@@ -34,6 +34,8 @@ _SERVING_STATUS = {
     "cancelled": (503, "service_unavailable_error"),
 }
 _SERVING_CODE = {"failed": "pipeline_error"}
+RETRY_AFTER_S = "1"
+"""Seconds a client refused with 429 or 503 is asked to wait (the ``openai`` client honours it)."""
 
 
 class APIError(Exception):
@@ -55,9 +57,11 @@ class APIError(Exception):
         return ErrorBody(error=self.detail).model_dump()
 
     def response(self) -> JSONResponse:
-        """The JSON response."""
-        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
-        return JSONResponse(self.body(), status_code=self.status, headers=headers)
+        """The JSON response (401 says how to authenticate; 429 and 503 say when to retry)."""
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else {}
+        if self.status in (429, 503):
+            headers["Retry-After"] = RETRY_AFTER_S
+        return JSONResponse(self.body(), status_code=self.status, headers=headers or None)
 
 
 def unknown_model(model: str, known: list[str]) -> APIError:

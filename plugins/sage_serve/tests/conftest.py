@@ -53,6 +53,18 @@ def async_client(server: ServerProcess) -> openai.AsyncOpenAI:
 
 
 @pytest.fixture
+def aborted_streams(client: openai.OpenAI) -> Any:
+    """``aborted_streams(n)``: how many LLM streams the shared server's echo service saw aborted, once there are ``n``."""
+
+    def wait(at_least: int) -> int:
+        messages = [{"role": "user", "content": f"aborts {at_least}"}]
+        answer = client.chat.completions.create(model="echo", messages=messages).choices[0].message.content
+        return int(answer.split()[1])  # type: ignore[union-attr]
+
+    return wait
+
+
+@pytest.fixture
 def http(server: ServerProcess) -> Iterator[httpx.Client]:
     """An httpx client on the shared server."""
     with httpx.Client(base_url=server.url, timeout=60) as session:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import openai
 import pytest
@@ -92,7 +94,9 @@ def test_a_stream_cut_by_the_request_timeout_ends_with_an_error_event(client: op
 
 
 @pytest.mark.timeout(60)
-def test_more_requests_than_max_pending_get_429(server, client: openai.OpenAI) -> None:  # type: ignore[no-untyped-def]
+def test_more_requests_than_max_pending_get_429(start_server: Any) -> None:
+    server = start_server().wait_ready()  # its own: the one abort counted below is this test's
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=60)
     slow = "slow: " + " ".join(["word"] * 400)
     with httpx.Client(base_url=server.url, timeout=60) as http:
         with http.stream("POST", "/v1/chat/completions", json={"model": "echo-one", "messages": user(slow), "stream": True}) as held:
@@ -101,6 +105,9 @@ def test_more_requests_than_max_pending_get_429(server, client: openai.OpenAI) -
             assert next(lines).startswith("data: ")  # the one pending request of echo-one is in flight
             with pytest.raises(openai.RateLimitError) as caught:
                 client.chat.completions.create(model="echo-one", messages=user("one more"))
-            assert caught.value.code == "overloaded"
-    # closing the held stream cancels it: the slot is free again
+            assert caught.value.code == "overloaded" and caught.value.response.headers["retry-after"] == "1"
+    # closing the held stream cancels the request and aborts its generation: the slot is free again
+    aborted = client.chat.completions.create(model="echo", messages=user("aborts 1")).choices[0].message.content
+    assert aborted == "aborted 1"
     assert client.chat.completions.create(model="echo-one", messages=user("my turn")).choices[0].message.content == "my turn"
+    assert server.terminate() == 0

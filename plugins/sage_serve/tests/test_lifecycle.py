@@ -20,12 +20,6 @@ def slow(words: int = SLOW_WORDS) -> list[dict[str, str]]:
     return user("slow: " + " ".join(f"w{i}" for i in range(words)))
 
 
-def aborted_streams(client: openai.OpenAI, at_least: int) -> int:
-    """How many generation streams the LLM service saw aborted, once there are ``at_least``."""
-    answer = client.chat.completions.create(model="echo", messages=user(f"aborts {at_least}")).choices[0].message.content
-    return int(answer.split()[1])
-
-
 @pytest.mark.timeout(60)
 def test_api_key_is_required_on_v1_but_not_on_probes(start_server: Any) -> None:
     server = start_server("--api-key", "s3cret").wait_ready()
@@ -88,25 +82,27 @@ def test_a_pipeline_that_fails_to_start_exits_1_naming_the_cause(start_server: A
 
 
 @pytest.mark.timeout(60)
-def test_a_client_leaving_mid_stream_aborts_the_generation(server: ServerProcess, client: openai.OpenAI) -> None:
-    before = aborted_streams(client, 0)
+def test_a_client_leaving_mid_stream_aborts_the_generation(
+    server: ServerProcess, client: openai.OpenAI, aborted_streams: Any
+) -> None:
+    before = aborted_streams(0)
     with httpx.Client(base_url=server.url, timeout=60) as http:
         body = {"model": "echo", "messages": slow(), "stream": True}
         with http.stream("POST", "/v1/chat/completions", json=body) as response:
             lines = response.iter_lines()
             assert '"content":"w0 "' in next(line for line in lines if "w0" in line)
     # the response is closed: the server cancels the request and closes the LLM's stream
-    assert aborted_streams(client, before + 1) == before + 1
+    assert aborted_streams(before + 1) == before + 1
     assert client.chat.completions.create(model="echo", messages=user("still serving")).choices[0].message.content == "still serving"
 
 
 @pytest.mark.timeout(60)
-def test_a_client_timing_out_cancels_its_request(server: ServerProcess, client: openai.OpenAI) -> None:
-    before = aborted_streams(client, 0)
+def test_a_client_timing_out_cancels_its_request(server: ServerProcess, aborted_streams: Any) -> None:
+    before = aborted_streams(0)
     impatient = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=0.5)
     with pytest.raises(openai.APITimeoutError):
         impatient.chat.completions.create(model="echo", messages=slow())
-    assert aborted_streams(client, before + 1) == before + 1
+    assert aborted_streams(before + 1) == before + 1
 
 
 @pytest.mark.timeout(90)

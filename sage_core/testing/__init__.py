@@ -42,7 +42,7 @@ index, which then declares the recall@10 it promises in ``.min_recall``) and ``.
 Beyond the basics on a few items, each store suite checks 5,000 items against a reference (brute
 force, a dict, a breadth-first search), every filter the contract defines, deletes and
 overwrites, eight threads writing and reading at once (no lost write, no torn read, no
-exception), save/load and a save crashed at 20 points (the previous snapshot must still load),
+exception), save/load and a save crashed at a dozen points (the previous snapshot must still load),
 and bad input (``ValueError``). A suite takes about 5 to 15 seconds a backend on two cores; every
 test has a ``pytest-timeout`` limit.
 """

@@ -15,7 +15,7 @@ from typing import Any, Callable, Hashable
 
 from sage_core.testing._calls import call
 
-CRASH_POINTS = 20
+CRASH_POINTS = 12
 """How many points of one save are crashed (every call when the save makes fewer)."""
 
 

@@ -87,4 +87,4 @@ def frequent_switches() -> Iterator[None]:
         sys.setswitchinterval(before)
 
 
-__all__ = ["THREADS", "frequent_switches", "run_concurrently"]
+__all__ = ["THREADS", "run_concurrently"]

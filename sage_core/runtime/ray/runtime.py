@@ -60,6 +60,8 @@ class RayRuntime:
         self._sources: list[str] = []
         self._runs: dict[ray.ObjectRef, str] = {}
         self._final: dict[str, dict[str, OperatorStats]] = {}
+        self._sent: dict[str, int] = {}
+        """Records pushed to each receiving operator by tasks that ended (see :meth:`operator_stats`)."""
         self._placement: dict[str, dict[str, Any]] = {}
         self._setups: dict[str, Any] = {}
         """Each task's pickled setup (an ObjectRef when large), kept for ``run`` retries after restarts."""
@@ -162,6 +164,12 @@ class RayRuntime:
         for figures in per_task.values():
             for op_id, stats in figures.items():
                 totals.setdefault(op_id, OperatorStats()).add(stats)
+        if len(self._final) == len(self.actors):
+            for op_id, sent in self._sent.items():  # pushes a cancel caught in flight reached no inbox
+                lost = sent - totals[op_id].records_in
+                if lost > 0:
+                    totals[op_id].records_in += lost
+                    totals[op_id].cancelled += lost
         return totals
 
     def queue_depths(self) -> dict[str, int]:
@@ -192,6 +200,8 @@ class RayRuntime:
             self._fail(RuntimeError(f"task {task}: its Ray actor failed and was not restarted: {exc}"))
             return
         self._final[task] = outcome.stats
+        for op_id, count in outcome.sent.items():
+            self._sent[op_id] = self._sent.get(op_id, 0) + count
         self._placement[task] = outcome.placement
         self.errors.add_dead_letters(outcome.dead_letters)
         self._close_errors.extend(outcome.close_errors)

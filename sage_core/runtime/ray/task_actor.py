@@ -63,13 +63,15 @@ class OutputSpec:
 
 @dataclass
 class TaskOutcome:
-    """What ``run`` returns: the failure (if any), final figures, dead letters and close errors."""
+    """What ``run`` returns: the failure (if any), final figures, dead letters, close errors, records sent."""
 
     failure: TaskFailure | None
     stats: dict[str, OperatorStats]
     dead_letters: list[DeadLetter]
     placement: dict[str, Any]
     close_errors: list[BaseException]
+    sent: dict[str, int]
+    """Records pushed per receiving operator."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ class TaskActor:
             captured = TaskFailure.capture(self.task_id, failure)
         letters = list(self.errors.dead_letters) if self.errors else []
         close_errors = [portable_exception(error) for error in loop.chain.close_errors]
-        return TaskOutcome(captured, loop.chain.stats(), letters, await self.placement(), close_errors)
+        return TaskOutcome(captured, loop.chain.stats(), letters, await self.placement(), close_errors, dict(loop.sent))
 
     async def push(self, task: str, incarnation: str, seq: int, slot: int, batch: Any) -> None:
         """Deliver a batch from upstream; returns once it is processed and its pushes acknowledged."""

@@ -62,6 +62,8 @@ class ActorTaskLoop(TaskLoop):
         self.outputs = outputs
         self.finished: Future = Future()
         """Resolved (with the failure or ``None``) when the loop has ended."""
+        self.sent: dict[str, int] = {}
+        """Records pushed per receiving operator (the driver counts those a cancel lost in flight)."""
         self._ended: set[tuple[str, int]] = set()
         self._waiting: list[Future] = []
         self._pushes: list[Any] = []
@@ -123,6 +125,7 @@ class ActorTaskLoop(TaskLoop):
                 except TaskAborted:
                     self.chain.dropped(len(piece), port.receiver)
                     continue
+                self.sent[port.receiver] = self.sent.get(port.receiver, 0) + len(piece)
                 if self._waiting:
                     self._pushes.append(ref)
 

@@ -44,6 +44,8 @@ class JobConfig(BaseModel):
     """Batches buffered per channel (backpressure beyond that)."""
     batch_size: int = Field(256, ge=1)
     """Records per transported batch."""
+    max_dead_letters: int = Field(10_000, ge=0)
+    """Dead letters kept in memory for ``job.dead_letters()`` (the newest; the dead-letter sink sees every one)."""
     monitor: bool = False
 
 

@@ -117,7 +117,7 @@ class BaseEnvironment:
         graph = self.compile()
         self.logical = LogicalGraph()
         self.services.start()
-        errors = ErrorPolicy(self.config.job.error_policy, self._dead_letter_sink)
+        errors = ErrorPolicy(self.config.job.error_policy, self._dead_letter_sink, self.config.job.max_dead_letters)
         runtime = self._make_runtime(graph, errors)
         job = JobHandle(self.name, graph, runtime, errors, self.services)
         job.collectors, self.collectors = self.collectors, []

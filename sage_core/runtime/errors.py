@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from typing import Any, Callable
 
 from sage_core.compiler.logical import OperatorSpec
@@ -33,12 +34,17 @@ def lifecycle_error(cls: type[Exception], label: str, method: str, cause: BaseEx
 class ErrorPolicy:
     """Applies the job's policy to a failed record: raise, count and log, or dead-letter it."""
 
-    def __init__(self, policy: str = "fail", dead_letter_sink: Callable[[DeadLetter], None] | None = None) -> None:
+    def __init__(
+        self, policy: str = "fail", dead_letter_sink: Callable[[DeadLetter], None] | None = None, keep: int = 10_000
+    ) -> None:
+        """``keep``: how many dead letters stay in memory (the newest), so a long-running job's memory stays bounded."""
         if policy not in ERROR_POLICIES:
             msg = f"unknown error_policy {policy!r}; valid choices: {', '.join(ERROR_POLICIES)}"
             raise ValueError(msg)
         self.policy = policy
-        self.dead_letters: list[DeadLetter] = []
+        self.dead_letters: deque[DeadLetter] = deque(maxlen=keep)
+        self.dead_letter_count = 0
+        """Every dead letter so far, also those no longer kept."""
         self._sink = dead_letter_sink
         self._lock = threading.Lock()
         self._log = logging.getLogger("sage.errors")
@@ -58,6 +64,7 @@ class ErrorPolicy:
         """Keep ``letters`` and hand each to the user's dead-letter sink (also for remote tasks' letters)."""
         with self._lock:
             self.dead_letters.extend(letters)
+            self.dead_letter_count += len(letters)
             if self._sink is not None:
                 for letter in letters:
                     self._sink(letter)

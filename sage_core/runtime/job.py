@@ -181,7 +181,7 @@ class JobHandle:
             self.cancel()
 
     def dead_letters(self) -> list[DeadLetter]:
-        """Records that failed under the ``dead_letter`` policy."""
+        """Records that failed under the ``dead_letter`` policy (the newest ``job.max_dead_letters``)."""
         return list(self.errors.dead_letters)
 
     def metrics(self) -> dict[str, Any]:
@@ -206,7 +206,7 @@ class JobHandle:
         """Status, timings and per operator accounting (in = out + filtered + failed + cancelled)."""
         summary = self.metrics()
         summary.pop("queues")
-        summary["dead_letters"] = len(self.errors.dead_letters)
+        summary["dead_letters"] = self.errors.dead_letter_count
         error = self.runtime.error()
         summary["error"] = None if error is None else str(error)
         return summary

@@ -282,3 +282,14 @@ def test_collect_streams_to_an_iterating_driver_with_backpressure(no_leaked_thre
     assert got == list(range(1, len(got) + 1)), "in order of arrival, none lost"
     ops = assert_accounted(job)
     assert ops["collect"]["in"] == len(got)
+
+
+def test_dead_letters_kept_in_memory_are_bounded_and_the_sink_sees_every_one() -> None:
+    env = LocalEnvironment("letters", config={"job": {"error_policy": "dead_letter", "max_dead_letters": 10}})
+    seen: list[Any] = []
+    env.set_dead_letter_sink(seen.append)
+    env.from_batch(range(100)).map(lambda x: 1 / 0).sink(lambda x: None)
+    job = env.submit()
+    env.close()
+    assert len(seen) == 100 and job.summary()["dead_letters"] == 100
+    assert [d.record for d in job.dead_letters()] == list(range(90, 100))

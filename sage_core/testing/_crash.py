@@ -1,4 +1,5 @@
-"""Crash a ``save`` part-way, at many points, and check that the previous snapshot survives.
+"""Crash a ``save`` part-way, at many points, and check that the previous snapshot survives; and
+check that a snapshot cut short is refused rather than loaded in part.
 
 A process can die at any instruction of a save. The check counts the Python and C function calls
 one save makes in the calling thread (``sys.setprofile``), then repeats the save and raises
@@ -11,12 +12,16 @@ from __future__ import annotations
 
 import gc
 import sys
+from pathlib import Path
 from typing import Any, Callable, Hashable
 
 from sage_core.testing._calls import call
 
 CRASH_POINTS = 12
 """How many points of one save are crashed (every call when the save makes fewer)."""
+
+CUTS = (0.3, 0.6, 0.9, 0.99)
+"""Fractions of a snapshot's bytes kept when checking that a cut-short file is refused."""
 
 
 class SimulatedCrash(BaseException):
@@ -56,6 +61,31 @@ def assert_crash_mid_save_keeps_a_snapshot(
             f"a crash at call {point} of {steps} of save() left a snapshot that is neither the previous one "
             f"nor the new one (a partial write)"
         )
+
+
+def assert_cut_snapshots_load_whole_or_not_at_all(
+    path: str, fresh: Callable[[], Any], summary: Callable[[Any], Hashable], whole: Hashable
+) -> None:
+    """Copies of the snapshot at ``path`` cut short (a torn copy, a full disk) must either load
+    entirely (summary ``whole``) or raise ``ValueError`` and leave the store as it was.
+
+    ``fresh()`` builds a store holding something else; ``summary(store)`` describes its contents.
+    """
+    data = Path(path).read_bytes()
+    cut = f"{path}.cut"
+    for fraction in CUTS:
+        Path(cut).write_bytes(data[: int(len(data) * fraction)])
+        store = fresh()
+        try:
+            before = summary(store)
+            try:
+                call(store.load, cut)
+            except ValueError:
+                assert summary(store) == before, f"a failed load of the snapshot cut to {fraction:.0%} changed the store"
+            else:
+                assert summary(store) == whole, f"the snapshot cut to {fraction:.0%} loaded partially"
+        finally:
+            call(store.close)
 
 
 def _count_calls(store: Any, path: str) -> int:
@@ -120,4 +150,10 @@ def _caused_by_crash(exc: BaseException | None) -> bool:
     return False
 
 
-__all__ = ["CRASH_POINTS", "SimulatedCrash", "assert_crash_mid_save_keeps_a_snapshot"]
+__all__ = [
+    "CRASH_POINTS",
+    "CUTS",
+    "SimulatedCrash",
+    "assert_crash_mid_save_keeps_a_snapshot",
+    "assert_cut_snapshots_load_whole_or_not_at_all",
+]

@@ -16,7 +16,10 @@ from typing import Any, Callable, Hashable, Iterator
 import pytest
 
 from sage_core.testing._calls import call
-from sage_core.testing._crash import assert_crash_mid_save_keeps_a_snapshot
+from sage_core.testing._crash import (
+    assert_crash_mid_save_keeps_a_snapshot,
+    assert_cut_snapshots_load_whole_or_not_at_all,
+)
 from sage_core.testing._graphs import RandomGraph, assert_neighbors_match, graph_summary
 from sage_core.testing._threads import run_concurrently
 
@@ -158,6 +161,21 @@ class GraphStoreContract:
             lambda: new.filled(make_graph), read_back, path, str(tmp_path / "scratch.bin"),
             old.summary(names), new.summary(names),
         )
+
+    def test_a_snapshot_cut_short_loads_whole_or_not_at_all(self, make_graph: Callable[[], Any], tmp_path: Path) -> None:
+        saved = RandomGraph(300, seed=8)
+        store = saved.filled(make_graph)
+        path = str(tmp_path / "graph.bin")
+        call(store.save, path)
+        call(store.close)
+        names = [*saved.nodes, "other"]
+
+        def fresh() -> Any:
+            graph = make_graph()
+            call(graph.add_edge, "g0", "other")
+            return graph
+
+        assert_cut_snapshots_load_whole_or_not_at_all(path, fresh, lambda g: graph_summary(g, names), saved.summary(names))
 
     def test_loading_a_corrupt_file_raises_value_error_and_keeps_the_graph(self, chain: Any, tmp_path: Path) -> None:
         path = tmp_path / "corrupt.bin"

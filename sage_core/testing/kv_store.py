@@ -16,7 +16,10 @@ import numpy as np
 import pytest
 
 from sage_core.testing._calls import call
-from sage_core.testing._crash import assert_crash_mid_save_keeps_a_snapshot
+from sage_core.testing._crash import (
+    assert_crash_mid_save_keeps_a_snapshot,
+    assert_cut_snapshots_load_whole_or_not_at_all,
+)
 from sage_core.testing._threads import run_concurrently
 
 SCALE = 5_000
@@ -161,6 +164,15 @@ class KVStoreContract:
         assert_crash_mid_save_keeps_a_snapshot(
             lambda: _filled(make_kv, new), read_back, path, str(tmp_path / "scratch.bin"), _summary_of(old), _summary_of(new)
         )
+
+    def test_a_snapshot_cut_short_loads_whole_or_not_at_all(self, make_kv: Callable[[], Any], tmp_path: Path) -> None:
+        items = {f"k{i}": {"i": i, "text": "saved" * 10} for i in range(300)}
+        store = _filled(make_kv, items)
+        path = str(tmp_path / "kv.bin")
+        call(store.save, path)
+        call(store.close)
+        fresh = lambda: _filled(make_kv, {"k0": "other"})
+        assert_cut_snapshots_load_whole_or_not_at_all(path, fresh, _summary, _summary_of(items))
 
     def test_loading_a_corrupt_file_raises_value_error_and_keeps_the_store(self, kv: Any, tmp_path: Path) -> None:
         call(kv.put, "kept", 1)

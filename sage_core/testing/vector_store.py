@@ -20,7 +20,10 @@ import pytest
 
 from sage_core.services.contracts import Hit
 from sage_core.testing._calls import call
-from sage_core.testing._crash import assert_crash_mid_save_keeps_a_snapshot
+from sage_core.testing._crash import (
+    assert_crash_mid_save_keeps_a_snapshot,
+    assert_cut_snapshots_load_whole_or_not_at_all,
+)
 from sage_core.testing._threads import run_concurrently
 from sage_core.testing._vector_workloads import ConcurrentWrites, Snapshots
 from sage_core.testing._vectors import (
@@ -287,6 +290,18 @@ class VectorStoreContract:
         assert_crash_mid_save_keeps_a_snapshot(
             snapshots.changed, snapshots.read_back, path, str(tmp_path / "scratch.bin"), old, snapshots.new
         )
+
+    def test_a_snapshot_cut_short_loads_whole_or_not_at_all(self, make_store: Callable[[], Any], tmp_path: Path) -> None:
+        snapshots = Snapshots(make_store, self.dim)
+        path = str(tmp_path / "store.bin")
+        whole = snapshots.saved(path)
+
+        def fresh() -> Any:
+            store = make_store()
+            call(store.add, unit_vectors(1, self.dim, seed=15), ids=["s0"], metadata=[{"other": True}])
+            return store
+
+        assert_cut_snapshots_load_whole_or_not_at_all(path, fresh, snapshots.summary, whole)
 
     def test_loading_a_corrupt_file_raises_value_error_and_keeps_the_store(self, filled: Stored, tmp_path: Path) -> None:
         store, vectors, _, _ = filled

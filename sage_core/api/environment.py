@@ -99,6 +99,11 @@ class BaseEnvironment:
         """Also hand every dead letter to ``sink`` (error policy ``dead_letter``)."""
         self._dead_letter_sink = sink
 
+    @property
+    def dead_letter_sink(self) -> Callable[[DeadLetter], None] | None:
+        """The sink set by :meth:`set_dead_letter_sink`, if any (to chain another in front of it)."""
+        return self._dead_letter_sink
+
     def compile(self) -> PhysicalGraph:
         """Validate the pipeline and build its physical graph."""
         return compile_graph(self.logical)

@@ -81,7 +81,7 @@ class ServingPlan:
             log.info("served job %r: error_policy %r -> dead_letter (a failed record answers its request)",
                      env.name, env.config.job.error_policy)
             env.config.job.error_policy = "dead_letter"
-        env.set_dead_letter_sink(_DeadLetterRouter(self, getattr(env, "_dead_letter_sink", None)))
+        env.set_dead_letter_sink(_DeadLetterRouter(self, env.dead_letter_sink))
         self.job = env.submit(autostop=False)
         for endpoint in self.endpoints.values():
             endpoint.book.open()

@@ -174,20 +174,27 @@ class SQLiteKVStore:
         tmp.replace(target)
 
     def load(self, path: str) -> None:
-        """Replace the contents with a database written by :meth:`save`."""
+        """Replace the contents with a database written by :meth:`save`, whole or not at all.
+
+        The snapshot is checked (``PRAGMA integrity_check`` and a read of every row) before it
+        replaces anything, so a file cut short raises ``ValueError`` and leaves the store as it was.
+        """
         if not Path(path).exists():
             msg = f"load: {path} does not exist"
             raise FileNotFoundError(msg)
         try:
             source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
             try:
-                source.execute("SELECT key, value FROM kv LIMIT 1").fetchall()
+                (verdict,) = source.execute("PRAGMA integrity_check").fetchone()
+                if verdict != "ok":
+                    raise sqlite3.DatabaseError(verdict)
+                source.execute("SELECT count(*), sum(length(key)), sum(length(value)) FROM kv").fetchall()
                 with self._lock:
                     source.backup(self._db)
             finally:
                 source.close()
         except sqlite3.DatabaseError as exc:
-            msg = f"load: {path} is not a SQLite key-value store ({exc})"
+            msg = f"load: {path} is not a whole SQLite key-value store ({exc})"
             raise ValueError(msg) from exc
 
     def close(self) -> None:

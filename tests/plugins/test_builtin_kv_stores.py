@@ -18,27 +18,13 @@ class TestMemoryKVStore(KVStoreContract):
         return MemoryKVStore
 
 
-class _SQLiteContract(KVStoreContract):
-    """The suite with the SQLite store's known defect marked."""
-
-    @pytest.mark.xfail(
-        strict=True,
-        reason="sage_core/builtin/kv_stores.py SQLiteKVStore.load (lines 176-191) checks only the first row "
-        "(SELECT ... LIMIT 1) before source.backup(self._db): a snapshot cut short is copied into the live "
-        "database, which then raises sqlite3.DatabaseError 'database disk image is malformed' on reads "
-        "(PRAGMA integrity_check, or backing up into a new connection first, would refuse it)",
-    )
-    def test_a_snapshot_cut_short_loads_whole_or_not_at_all(self, make_kv, tmp_path) -> None:
-        super().test_a_snapshot_cut_short_loads_whole_or_not_at_all(make_kv, tmp_path)
-
-
-class TestSQLiteKVStoreInMemory(_SQLiteContract):
+class TestSQLiteKVStoreInMemory(KVStoreContract):
     @pytest.fixture
     def make_kv(self):
         return SQLiteKVStore
 
 
-class TestSQLiteKVStoreOnDisk(_SQLiteContract):
+class TestSQLiteKVStoreOnDisk(KVStoreContract):
     @pytest.fixture
     def make_kv(self, live_dir: Path):
         paths = iter(live_dir / f"live{i}.db" for i in range(100))

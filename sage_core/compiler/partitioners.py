@@ -3,8 +3,8 @@
 Hash partitioning uses :func:`stable_hash`, never Python's per-process salted ``hash()``, so a key
 routes to the same instance in every process and every run (local threads and Ray actors alike).
 
-Key identity: keys equal under ``==`` reach the same instance. ``keyby`` turns numpy scalars into
-Python scalars (:func:`canonical_keys`), and :func:`stable_hash` hashes a number by its value, so
+Key identity: keys equal under ``==`` reach the same instance. :func:`stable_hash` hashes a number by
+its value, and a join sees its keys as Python scalars (:func:`canonical_key`), so
 ``3``, ``3.0``, ``True == 1``, ``numpy.int64(3)`` and ``Fraction(3)`` share an instance (and keyed
 state) while ``"3"`` does not.
 """
@@ -43,21 +43,16 @@ def _number_text(key: numbers.Number) -> str:
     return repr(complex(key))  # type: ignore[arg-type]
 
 
-_PLAIN_KEYS = frozenset({str, int, bytes, type(None)})
+PLAIN_KEYS = frozenset({str, int, bytes, type(None)})
+"""Key types that are their own canonical form."""
 
 
-def canonical_keys(keys: list) -> list:
-    """``keys`` with numpy scalars (and tuples holding them) turned into Python scalars; the same list when plain."""
-    if _PLAIN_KEYS.issuperset(map(type, keys)):
-        return keys
-    return [_canonical(key) for key in keys]
-
-
-def _canonical(key: Any) -> Any:
-    if type(key) in _PLAIN_KEYS:
+def canonical_key(key: Any) -> Any:
+    """``key`` with numpy scalars (also inside tuples) turned into Python scalars."""
+    if type(key) in PLAIN_KEYS:
         return key
     if isinstance(key, tuple):
-        return tuple(_canonical(part) for part in key)
+        return tuple(canonical_key(part) for part in key)
     item = getattr(key, "item", None)  # numpy (and other array libraries') scalars
     if item is not None and type(key).__module__.startswith("numpy") and getattr(key, "shape", None) == ():
         return item()

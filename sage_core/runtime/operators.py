@@ -13,7 +13,7 @@ from itertools import chain, compress
 from typing import Any, Callable
 
 from sage_core.compiler.logical import OperatorSpec, OpKind
-from sage_core.compiler.partitioners import canonical_keys
+from sage_core.compiler.partitioners import PLAIN_KEYS, canonical_key
 from sage_core.runtime.async_calls import AsyncCalls, is_pending
 from sage_core.runtime.errors import ErrorPolicy
 from sage_core.runtime.permit import Permit
@@ -208,7 +208,7 @@ class KeyByRunner(OperatorRunner):
 
     def process(self, batch: list, slot: int = 0) -> list:
         keys, failed = self.call_each(batch, self.call)
-        pairs = list(zip(canonical_keys(keys), batch))
+        pairs = list(zip(keys, batch))
         return self.passed([p for p in pairs if p[0] is not FAILED] if failed else pairs)
 
 
@@ -243,6 +243,8 @@ class JoinRunner(OperatorRunner):
         done = 0
         for key, record in self.admitted(batch):
             done += 1
+            if type(key) not in PLAIN_KEYS:  # numpy scalars: the join state and function see Python ones
+                key = canonical_key(key)
             sides = self.state[key]
             sides[slot].append(record)
             matched = 0

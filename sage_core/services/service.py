@@ -1,6 +1,6 @@
-"""One named service: its chain of backends (primary, then fallbacks), timeouts and counters.
+"""One named service: its tiers of backends (primary, then fallbacks), timeouts and counters.
 
-Reads go to the first usable backend of the chain that is not saturated; when it raises or takes
+Reads go to the first usable tier that is not saturated; when it raises or takes
 longer than ``timeout_s``, the next one serves, so every caller gets an answer as long as one
 backend can give it. Writes (the kind's ``write_methods``) go to every usable backend so that a
 fallback holds the same data; a backend whose write failed or timed out while another's
@@ -22,10 +22,10 @@ import numpy as np
 
 from sage_core.errors import ServiceClosed, ServiceError, ServiceTimeout
 from sage_core.plugins.manager import PluginManager
-from sage_core.services.chain import ReplicaFactory, build_chain
+from sage_core.services.tiers import ReplicaFactory, Tier, build_tiers
 from sage_core.services.config import ServiceConfig
 from sage_core.services.deadlines import DeadlineScheduler
-from sage_core.services.routing import BackendGroup, failed, when_all
+from sage_core.services.futures import failed, when_all
 from sage_core.services.start_failures import (
     StartFailure,
     collect_start_failures,
@@ -106,8 +106,8 @@ class Service(StartOnce):
         self.write_methods = frozenset(kind.write_methods) if kind else frozenset()
         self.methods: dict[str, str] = {}
         self._deadlines = deadlines
-        self.chain = build_chain(name, config, plugins, job_name, make_replica)
-        copies = sum(len(g.replicas) for g in self.chain)
+        self.tiers = build_tiers(name, config, plugins, job_name, make_replica)
+        copies = sum(len(g.replicas) for g in self.tiers)
         rules = kind.sharding if kind is not None and copies > 1 else {}
         self._key_assigners = {method: rule.assign_keys for method, rule in rules.items() if rule.assign_keys}
         self._state = "new"  # new | started | failed | closed
@@ -117,14 +117,14 @@ class Service(StartOnce):
         self._stats_lock = threading.Lock()
         self.calls = self.errors = self.timeouts = self.in_flight = 0
         self.fallback_calls = self.saturated_skips = 0
-        self.served_by = {group.label: 0 for group in self.chain}
+        self.served_by = {group.label: 0 for group in self.tiers}
         self._latencies: deque[float] = deque(maxlen=4096)
 
     # ------------------------------------------------------------------ lifecycle
 
     def begin_start(self) -> list[Future]:
         """Ask every replica to create its backend (on its own worker thread)."""
-        return [replica.start() for group in self.chain for replica in group.replicas]
+        return [replica.start() for group in self.tiers for replica in group.replicas]
 
     def finish_start(self, futures: list[Future]) -> None:
         """Wait for the replicas; raise :class:`ServiceError` naming every backend tried when none can serve."""
@@ -132,12 +132,12 @@ class Service(StartOnce):
             if self._state != "new":
                 self._raise_if_unstarted()
                 return
-            self.start_failures = collect_start_failures(self.name, self.chain, futures)
-            if not any(group.usable for group in self.chain):
+            self.start_failures = collect_start_failures(self.name, self.tiers, futures)
+            if not any(group.usable for group in self.tiers):
                 self._start_error = no_backend_error(self.name, self.start_failures)
                 self._state = "failed"
                 self._raise_if_unstarted()
-            self.methods = next(g.methods() for g in self.chain if g.usable)
+            self.methods = next(g.methods() for g in self.tiers if g.usable)
             self._state = "started"
 
     def close(self) -> None:
@@ -146,7 +146,7 @@ class Service(StartOnce):
             if self._state == "closed":
                 return
             self._state = "closed"
-        for group in self.chain:
+        for group in self.tiers:
             for replica in group.replicas:
                 replica.close()
 
@@ -201,7 +201,7 @@ class Service(StartOnce):
         picked = self._pick(start)
         if picked is None:
             if not errors:
-                errors.append(("chain", RuntimeError("no usable backend (all unavailable or stale)")))
+                errors.append(("tiers", RuntimeError("no usable backend (all unavailable or stale)")))
             _resolve(out, exc=self._error(method, errors))
             return
         index, group = picked
@@ -219,9 +219,9 @@ class Service(StartOnce):
         attempt.add_done_callback(attempt_done)
 
     def _write(self, method: str, args: Sequence[Any], kwargs: dict[str, Any], timeout: float | None, out: Future) -> None:
-        groups = [(i, g) for i, g in enumerate(self.chain) if g.usable]
+        groups = [(i, g) for i, g in enumerate(self.tiers) if g.usable]
         if not groups:
-            _resolve(out, exc=self._error(method, [("chain", RuntimeError("no usable backend"))]))
+            _resolve(out, exc=self._error(method, [("tiers", RuntimeError("no usable backend"))]))
             return
         attempts = [self._with_deadline(g.call(method, args, kwargs, True), timeout, g.label, method) for _, g in groups]
         def all_done() -> None:
@@ -243,7 +243,7 @@ class Service(StartOnce):
 
     def _assign_keys(self, method: str, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[Sequence[Any], dict[str, Any]]:
         """The call with the keys its caller left out filled in (the kind's ``assign_keys``), the same for every copy."""
-        group = next((g for g in self.chain if g.usable), None)
+        group = next((g for g in self.tiers if g.usable), None)
         if group is None:
             return args, kwargs
         try:
@@ -252,10 +252,10 @@ class Service(StartOnce):
             return args, kwargs
         return (), self._key_assigners[method](arguments)
 
-    def _pick(self, start: int) -> tuple[int, BackendGroup] | None:
-        if start == 0 and len(self.chain) == 1:  # the common case: one backend, nothing to choose
-            return (0, self.chain[0]) if self.chain[0].usable else None
-        candidates = [(i, g) for i, g in enumerate(self.chain[start:], start) if g.usable]
+    def _pick(self, start: int) -> tuple[int, Tier] | None:
+        if start == 0 and len(self.tiers) == 1:  # the common case: one backend, nothing to choose
+            return (0, self.tiers[0]) if self.tiers[0].usable else None
+        candidates = [(i, g) for i, g in enumerate(self.tiers[start:], start) if g.usable]
         if not candidates:
             return None
         depth = self.config.max_queue_depth
@@ -289,7 +289,7 @@ class Service(StartOnce):
 
     # ------------------------------------------------------------------ bookkeeping
 
-    def _served(self, index: int, group: BackendGroup) -> None:
+    def _served(self, index: int, group: Tier) -> None:
         with self._stats_lock:
             self.served_by[group.label] += 1
             if index:
@@ -332,7 +332,7 @@ class Service(StartOnce):
                 "saturated_skips": self.saturated_skips,
                 "served_by": dict(self.served_by),
             }
-        replicas = [r for g in self.chain for r in g.replicas]
+        replicas = [r for g in self.tiers for r in g.replicas]
         out["start_failures"] = [failure.as_dict() for failure in self.start_failures]
         out["restarts"] = sum(r.restarts for r in replicas)
         out["latency_ms"] = (
@@ -355,7 +355,7 @@ class Service(StartOnce):
                     for r in group.replicas
                 ],
             }
-            for group in self.chain
+            for group in self.tiers
         ]
         return out
 

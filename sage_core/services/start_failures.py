@@ -2,7 +2,7 @@
 
 Whatever a backend's creation raises (``BackendUnavailable``, a ``RuntimeError`` from a library
 finding no GPU, an ``ImportError``, a ``MemoryError``), only that replica is out: routing skips a
-backend until each of its shards has a ready replica, so the next backend of the ``fallback`` chain
+backend until each of its shards has a ready replica, so the next tier (the ``fallback`` list)
 serves. A ``ConfigError`` raised by a factory is a mistake to fix, not a condition to route around:
 it is logged as an error naming the options' key path, while the fallback (if any) serves.
 """
@@ -14,7 +14,7 @@ from concurrent.futures import Future, wait
 from dataclasses import dataclass
 
 from sage_core.errors import ConfigError, ServiceError
-from sage_core.services.routing import BackendGroup
+from sage_core.services.tiers import Tier
 
 log = logging.getLogger("sage.services")
 
@@ -40,11 +40,11 @@ class StartFailure:
         return {"backend": self.backend, "replica": self.replica, "reason": self.reason}
 
 
-def collect_start_failures(service: str, chain: list[BackendGroup], futures: list[Future]) -> list[StartFailure]:
-    """Wait for ``futures`` (one per replica, in chain order) and log each replica that did not start."""
+def collect_start_failures(service: str, tiers: list[Tier], futures: list[Future]) -> list[StartFailure]:
+    """Wait for ``futures`` (one per replica, in tier order) and log each replica that did not start."""
     wait(futures)  # every replica settled, so that what serves instead is known
     failures = []
-    replicas = [(position, group, replica) for position, group in enumerate(chain) for replica in group.replicas]
+    replicas = [(position, group, replica) for position, group in enumerate(tiers) for replica in group.replicas]
     for (position, group, replica), future in zip(replicas, futures):
         error = future.exception() or (replica.error if replica.state in ("unavailable", "failed") else None)
         if error is None:
@@ -53,7 +53,7 @@ def collect_start_failures(service: str, chain: list[BackendGroup], futures: lis
         failure = StartFailure(group.label, replica.label, error, key)
         level = logging.ERROR if key is not None else logging.WARNING
         log.log(level, "service %r: backend %r, replica %s, failed to start: %s; %s",
-                service, group.label, replica.label, failure.reason, _outcome(chain, position))
+                service, group.label, replica.label, failure.reason, _outcome(tiers, position))
         failures.append(failure)
     return failures
 
@@ -68,14 +68,14 @@ def no_backend_error(service: str, failures: list[StartFailure]) -> ServiceError
     return error
 
 
-def _outcome(chain: list[BackendGroup], position: int) -> str:
+def _outcome(tiers: list[Tier], position: int) -> str:
     """What serves instead, in words."""
-    if chain[position].usable:
+    if tiers[position].usable:
         return "its other replicas serve"
-    serving = next((index for index, group in enumerate(chain) if group.usable), None)
+    serving = next((index for index, group in enumerate(tiers) if group.usable), None)
     if serving is None:
-        return "no backend of the chain can serve"
-    label = chain[serving].label
+        return "no backend can serve"
+    label = tiers[serving].label
     return f"falling back to {label!r}" if serving > position else f"{label!r} serves"
 
 

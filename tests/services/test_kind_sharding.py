@@ -162,7 +162,7 @@ def sharded(docs_plugin: None, manager: ServiceManager) -> Any:
 
 def shard_contents(manager: ServiceManager, name: str = "docs") -> list[list[WordIndex]]:
     """Each shard's replica backends."""
-    return [[replica.backend for replica in shard.replicas] for shard in manager.service(name).chain[0].shards]
+    return [[replica.backend for replica in shard.replicas] for shard in manager.service(name).tiers[0].shards]
 
 
 @pytest.mark.timeout(60)

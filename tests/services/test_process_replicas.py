@@ -20,7 +20,7 @@ from process_backends import Fallback, Where  # noqa: E402
 
 
 def replica_processes(manager: ServiceManager, name: str) -> list:
-    return [r._process for g in manager.service(name).chain for r in g.replicas if hasattr(r, "_process")]
+    return [r._process for g in manager.service(name).tiers for r in g.replicas if hasattr(r, "_process")]
 
 
 def test_calls_are_served_in_one_child_process_per_replica(manager: ServiceManager) -> None:

@@ -23,7 +23,7 @@ NO_BACKOFF = {"backoff_s": 0}
 
 
 def replica(manager: ServiceManager, name: str) -> ProcessReplica:
-    (only,) = manager.service(name).chain[0].replicas
+    (only,) = manager.service(name).tiers[0].replicas
     assert isinstance(only, ProcessReplica)
     return only
 

@@ -254,13 +254,13 @@ class ServiceRouter:
 
     async def metrics(self) -> dict[str, Any]:
         """The service's metrics, with every host's batching figures fetched first."""
-        replicas = [r for group in self.service.chain for r in group.replicas]
+        replicas = [r for group in self.service.tiers for r in group.replicas]
         await asyncio.gather(*(r.refresh() for r in replicas if r.state == "ready"), return_exceptions=True)
         return self.service.metrics()
 
     async def placement(self) -> dict[str, str | None]:
         """The Ray node id of every replica, by label."""
-        return {r.label: r.node_id for group in self.service.chain for r in group.replicas}
+        return {r.label: r.node_id for group in self.service.tiers for r in group.replicas}
 
     async def close(self) -> None:
         """Close every replica (queued calls finish first)."""

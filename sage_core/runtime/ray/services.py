@@ -26,7 +26,7 @@ from sage_core.runtime.ray.service_actors import (
     RemoteReplicaHost,
     RemoteServiceRouter,
 )
-from sage_core.services.chain import build_chain
+from sage_core.services.tiers import build_tiers
 from sage_core.services.config import BatchConfig, ResourcesConfig, ServiceConfig
 from sage_core.services.proxy import ServiceDirectory
 from sage_core.services.service import DEFAULT, StartOnce
@@ -102,7 +102,7 @@ class RayService(StartOnce, RemoteService):
         """Launch the replica hosts and the router (once); a Future of the router's start reply."""
         with self._lock:
             if self._futures is None:
-                build_chain(self.name, self.config, self._plugins, self.job_name, self._launch)
+                build_tiers(self.name, self.config, self._plugins, self.job_name, self._launch)
                 snapshot = PluginSnapshot.capture(self._plugins, self.config)
                 options = {**self._actor_options(ResourcesConfig()), "name": self.router_name}
                 self._router = RemoteServiceRouter.options(**options).remote(
@@ -184,7 +184,7 @@ class RayService(StartOnce, RemoteService):
         self, label: str, create: Callable[[], Any], *, workers: int, batch: BatchConfig | None, thread_name: str,
         resources: ResourcesConfig,
     ) -> Any:
-        """Start the host actor of one replica (``build_chain``'s replica factory)."""
+        """Start the host actor of one replica (``build_tiers``'s replica factory)."""
         name = f"{self.router_name}/{label}"
         options = {**self._actor_options(resources), "name": name}
         host = RemoteReplicaHost.options(**options).remote(label, create, workers, batch, thread_name)

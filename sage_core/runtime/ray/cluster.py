@@ -8,6 +8,7 @@ authentication off unless ``RAY_AUTH_MODE`` is set. Ray stays connected until th
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from types import ModuleType
@@ -53,6 +54,10 @@ def connect(address: str | None = None, init_options: Mapping[str, Any] | None =
     if ray.is_initialized():
         return ray
     if address is None:
+        logging.getLogger("sage.ray").info(
+            "starting a local Ray instance on 127.0.0.1 (pass address=... to join a cluster, or 'auto' for one "
+            "started with `ray start`)"
+        )
         ray.init(address="local", **local_init_options(init_options))
     else:
         ray.init(address=address, **dict(init_options or {}))

@@ -86,7 +86,7 @@ def test_a_cpu_store_keeps_one_stacked_search_in_flight(vectors: np.ndarray) -> 
     manager.register("vdb", lambda: VDBService(16, index="Flat", device="cpu"))
     try:
         manager.start()
-        [replica] = manager.service("vdb").chain[0].replicas
+        [replica] = manager.service("vdb").tiers[0].replicas
         assert not replica.backend.on_gpu
         assert {name: len(q._threads) for name, q in replica._batchers.items()} == {"search": 1, "search_arrays": 1}
     finally:

@@ -57,6 +57,7 @@ _EXPORTS: dict[str, str] = {
     "MetadataIndex": "sage_core.services.metadata_index",
     "as_matrix": "sage_core.services.vector_inputs",
     "as_top_k": "sage_core.services.vector_inputs",
+    "copy_metadata": "sage_core.services.vector_inputs",
     "embed_texts": "sage_core.services.contracts",
     # errors
     "BackendUnavailable": "sage_core.errors",

@@ -28,6 +28,7 @@ from sage_core.plugin import (
     MetadataIndex,
     ReadWriteLock,
     as_matrix,
+    copy_metadata,
     as_top_k,
     batchable,
     hookimpl,
@@ -184,7 +185,7 @@ class NumpyVectorStore:
                 if row is None:
                     out.append(None)
                 else:
-                    out.append({"id": key, "vector": self._vectors[row].copy(), "metadata": dict(self._meta[row])})
+                    out.append({"id": key, "vector": self._vectors[row].copy(), "metadata": copy_metadata(self._meta[row])})
             return out
 
     def count(self) -> int:
@@ -355,7 +356,7 @@ def _check_metadata(metadata: Sequence[Mapping[str, Any]] | None, count: int) ->
     if not all(m is None or isinstance(m, Mapping) for m in metas):
         msg = "each metadata entry must be a mapping (or None)"
         raise ValueError(msg)
-    return [dict(m) if m else {} for m in metas]
+    return [copy_metadata(m) for m in metas]
 
 
 def _read_store_file(path: str) -> tuple[np.ndarray, list[str], dict[str, Any]]:

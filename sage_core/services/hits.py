@@ -25,6 +25,7 @@ from typing import Any, Iterator, Sequence, overload
 import numpy as np
 
 from sage_core.services.contracts import Hit
+from sage_core.services.vector_inputs import copy_metadata
 
 
 class HitBatch(Sequence["Hits"]):
@@ -124,7 +125,7 @@ class Hits(Sequence[Hit]):
             batch, row, count = self._batch, self._row, self._count
             metadata = batch.metadata[row, :count].tolist()
             hits = self._hits = [
-                make_hit(item, score, dict(entry) if entry else {})
+                make_hit(item, score, copy_metadata(entry))
                 for item, score, entry in zip(batch.ids[row, :count].tolist(), batch.scores[row, :count].tolist(), metadata)
             ]
         return hits

@@ -1,4 +1,4 @@
-"""Checks on the vectors and ``top_k`` a vector-store backend receives, shared by every backend.
+"""Checks on the vectors, ``top_k`` and metadata a vector-store backend receives, shared by every backend.
 
 Each raises ``ValueError`` naming the method (``where``), what was wrong and how to fix it, so a
 store refuses bad input before it changes anything.
@@ -6,8 +6,9 @@ store refuses bad input before it changes anything.
 
 from __future__ import annotations
 
+import copy
 import numbers
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -58,4 +59,21 @@ def as_top_k(top_k: Any, where: str) -> int:
     return int(top_k)
 
 
-__all__ = ["as_matrix", "as_top_k"]
+_NESTED = frozenset({list, dict, tuple, set})
+
+
+def copy_metadata(entry: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A copy of a metadata entry that shares nothing mutable with ``entry`` (``{}`` for ``None``).
+
+    Stores copy metadata on the way in (add, upsert) and on the way out (get, search hits), so a
+    caller changing its own objects never changes what is stored. Flat entries (the common case)
+    cost one ``dict()``; nested lists and dicts are copied deeply.
+    """
+    if not entry:
+        return {}
+    if _NESTED.isdisjoint(map(type, entry.values())):
+        return dict(entry)
+    return copy.deepcopy(dict(entry))
+
+
+__all__ = ["as_matrix", "as_top_k", "copy_metadata"]

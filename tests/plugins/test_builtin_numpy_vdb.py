@@ -11,27 +11,14 @@ from sage_core.services.batching import batch_spec
 from sage_core.testing import VectorStoreContract, unit_vectors
 
 
-class _NumpyContract(VectorStoreContract):
-    """The suite with the numpy store's known defect marked."""
-
-    @pytest.mark.xfail(
-        strict=True,
-        reason="metadata copied shallowly, nested lists/dicts shared with the caller: numpy_vdb.py "
-        "_check_metadata (dict(m), add/upsert) and get (dict(self._meta[row])), and services/hits.py "
-        "Hits._list (dict(entry)) for search hits",
-    )
-    def test_stored_metadata_is_isolated_from_the_callers_objects(self, store) -> None:
-        super().test_stored_metadata_is_isolated_from_the_callers_objects(store)
-
-
 @pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
-class TestNumpyVectorStoreContract(_NumpyContract):
+class TestNumpyVectorStoreContract(VectorStoreContract):
     @pytest.fixture
     def make_store(self, metric: str):
         return lambda: NumpyVectorStore(dim=self.dim, metric=metric)
 
 
-class TestNumpyVectorStoreLearnsDim(_NumpyContract):
+class TestNumpyVectorStoreLearnsDim(VectorStoreContract):
     @pytest.fixture
     def make_store(self):
         return lambda: NumpyVectorStore()

@@ -10,6 +10,7 @@ import json
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from sage_core.plugin import copy_metadata
 
 
 def as_ids(ids: Any, count: int, where: str) -> list[str]:
@@ -61,7 +62,7 @@ def as_metadata(metadata: Any, count: int, where: str) -> list[dict[str, Any]] |
             continue
         if not isinstance(item, Mapping):
             raise ValueError(f"{where}: metadata[{position}] is {type(item).__name__}; each entry must be a dict")
-        entry = dict(item)
+        entry = copy_metadata(item)
         try:
             json.dumps(entry)
         except (TypeError, ValueError) as exc:

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from sage_core.plugin import HitBatch, Hits, as_matrix, as_top_k, batchable
+from sage_core.plugin import HitBatch, Hits, as_matrix, as_top_k, batchable, copy_metadata
 from sage_vdb_faiss.config import FaissConfig
 from sage_vdb_faiss.devices import resolve_placement
 from sage_vdb_faiss.engine import FaissEngine
@@ -225,7 +225,7 @@ class VDBService:
                 if row is None or table is None:
                     out.append(None)
                 else:
-                    out.append({"id": item, "vector": table.original(row), "metadata": dict(table.metadata[row] or {})})
+                    out.append({"id": item, "vector": table.original(row), "metadata": copy_metadata(table.metadata[row])})
             return out
 
     def count(self) -> int:

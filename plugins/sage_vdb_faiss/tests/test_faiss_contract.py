@@ -10,20 +10,7 @@ from sage_core.testing import VectorStoreContract
 from sage_vdb_faiss import VDBService
 
 
-class _FaissContract(VectorStoreContract):
-    """The suite with the FAISS store's known defect marked."""
-
-    @pytest.mark.xfail(
-        strict=True,
-        reason="metadata copied shallowly, nested lists/dicts shared with the caller: sage_vdb_faiss/inputs.py "
-        "as_metadata (dict(item), add/upsert), service.py get (dict(table.metadata[row] or {})), and "
-        "sage_core/services/hits.py Hits._list (dict(entry)) for search hits",
-    )
-    def test_stored_metadata_is_isolated_from_the_callers_objects(self, store: Any) -> None:
-        super().test_stored_metadata_is_isolated_from_the_callers_objects(store)
-
-
-class TestFlatContract(_FaissContract):
+class TestFlatContract(VectorStoreContract):
     """Exact flat index, dimension given up front."""
 
     @pytest.fixture
@@ -31,7 +18,7 @@ class TestFlatContract(_FaissContract):
         return lambda: VDBService(self.dim, index="Flat", device="cpu")
 
 
-class TestFlatLearnsDimContract(_FaissContract):
+class TestFlatLearnsDimContract(VectorStoreContract):
     """The seed's form, ``VDBService()``: dimension learnt from the first vectors."""
 
     @pytest.fixture
@@ -39,7 +26,7 @@ class TestFlatLearnsDimContract(_FaissContract):
         return lambda: VDBService()
 
 
-class TestHnswContract(_FaissContract):
+class TestHnswContract(VectorStoreContract):
     """Graph index: deletes become tombstones."""
 
     exact = False
@@ -50,7 +37,7 @@ class TestHnswContract(_FaissContract):
         return lambda: VDBService(self.dim, index="HNSW16", metric="ip", device="cpu")
 
 
-class TestIvfContract(_FaissContract):
+class TestIvfContract(VectorStoreContract):
     """IVF that trains once 20 vectors arrived and probes half of its lists (recall@10 about 0.8)."""
 
     exact = False
@@ -61,7 +48,7 @@ class TestIvfContract(_FaissContract):
         return lambda: VDBService(self.dim, index="IVF4,Flat", train_min=20, nprobe=2, device="cpu")
 
 
-class TestIvfL2Contract(_FaissContract):
+class TestIvfL2Contract(VectorStoreContract):
     """IVF with the l2 metric, probing every list (so exact)."""
 
     @pytest.fixture

@@ -87,7 +87,7 @@ def test_two_replicas_are_pinned_to_different_gpus_and_both_serve(small_llama: s
         assert all(len(f.result(timeout=300).token_ids) == 8 for f in futures)
         during = _gpu_memory_used()
         replicas = manager.metrics()["llm"]["backends"][0]["replicas"]
-        devices = [r.backend.device for r in manager.service("llm").chain[0].replicas]
+        devices = [r.backend.device for r in manager.service("llm").tiers[0].replicas]
     assert devices == ["cuda:0", "cuda:1"]
     assert all(now - then > 4 * 2**30 for now, then in zip(during, before)), (before, during)  # 0.2 x 80 GB each
     assert all(r["served"] > 0 for r in replicas), replicas

@@ -234,7 +234,7 @@ def restarted_job() -> Iterator[Any]:
     env.from_batch(range(3)).map(ask_pid).sink(lambda pid: None)
     try:
         job = env.submit(autostop=True)
-        (replica,) = env.services.service("where").chain[0].replicas
+        (replica,) = env.services.service("where").tiers[0].replicas
         os.kill(replica.pid, signal.SIGKILL)
         assert replica.wait_ready(60, restarts=1), f"the replica was not restarted: {replica.state}"
         assert env.services.sync["where"].pid() == replica.pid != os.getpid()

@@ -77,8 +77,8 @@ def sage_job_started(job: Any) -> None:
 
 @hookspec
 def sage_job_finished(job: Any, summary: dict[str, Any]) -> None:
-    """A job has finished (completed, stopped or failed).
+    """A job has ended: finished, stopped, cancelled or failed.
 
     Called once with the job handle and its summary (``job.summary()``: status, per-operator
-    in/out/filtered/failed counts, timings). Return value ignored.
+    in/out/filtered/failed/cancelled counts, timings). Return value ignored.
     """

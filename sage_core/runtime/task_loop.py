@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from abc import ABC, abstractmethod
 from typing import Any
 
 from sage_core.runtime.chain import BoundChain
@@ -19,7 +20,7 @@ POLL_S = 0.05
 """How often a task waiting for input looks at the job's abort flag."""
 
 
-class TaskLoop:
+class TaskLoop(ABC):
     """Runs one task until its inputs end, its source is exhausted or stopped, or the job aborts."""
 
     def __init__(
@@ -52,21 +53,21 @@ class TaskLoop:
 
     # ------------------------------------------------------------------ transport, per runtime
 
+    @abstractmethod
     def inputs_open(self) -> bool:
         """Whether some upstream task has not sent its end-of-stream marker yet."""
-        raise NotImplementedError
 
+    @abstractmethod
     def take(self, item: Any) -> tuple[int, list] | None:
         """``(slot, batch)`` of an inbox item, or ``None`` for an end-of-stream marker (recorded)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def emit(self, batch: list) -> None:
         """Send the chain's output downstream."""
-        raise NotImplementedError
 
+    @abstractmethod
     def end_stream(self) -> None:
         """After the flush: pass the end of the stream downstream."""
-        raise NotImplementedError
 
     def processed(self) -> None:
         """After each batch or wake-up has gone through the chain."""

@@ -12,6 +12,7 @@ call ends as a result or a :class:`ServiceError` naming service, method, backend
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 import threading
 import time
 from collections import deque
@@ -39,7 +40,7 @@ DEFAULT = object()
 """Marker for "use the service's configured timeout"."""
 
 
-class StartOnce:
+class StartOnce(ABC):
     """The lifecycle a service shares locally and on Ray: ``new``, then ``started`` or ``failed``, then ``closed``.
 
     Subclasses set ``name``, ``_state`` and ``_start_error`` and define ``begin_start`` (ask every
@@ -50,13 +51,13 @@ class StartOnce:
     _state: str = "new"
     _start_error: BaseException | None = None
 
+    @abstractmethod
     def begin_start(self) -> list[Future]:
         """Ask the backends to start; Futures to hand to :meth:`finish_start`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def finish_start(self, futures: list[Future]) -> None:
         """Wait for :meth:`begin_start`'s Futures; raise :class:`ServiceError` when the service cannot serve."""
-        raise NotImplementedError
 
     def ensure_started(self) -> None:
         """Start now unless already started (calls may arrive before the manager's start())."""

@@ -6,6 +6,7 @@ actor and one running in a thread are read back the same way.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -256,7 +257,8 @@ def test_collect_streams_while_the_job_runs(environment) -> None:
 
 
 def slow_identity(x: int) -> int:
-    time.sleep(0.01)
+    """A map slow enough (10 ms a record) to keep a backlog behind it."""
+    threading.Event().wait(0.01)
     return x
 
 

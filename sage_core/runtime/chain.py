@@ -53,9 +53,7 @@ class BoundChain:
             if spec.kind is OpKind.SOURCE:
                 self.source = build_source(spec, target)
             else:
-                runner = RUNNERS[spec.kind](spec, entry_point(spec, target), errors)
-                runner.permit = self.permit
-                self.runners.append(runner)
+                self.runners.append(RUNNERS[spec.kind](spec, entry_point(spec, target), errors, self.permit))
 
     @property
     def head_is_join(self) -> bool:

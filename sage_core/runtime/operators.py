@@ -40,12 +40,12 @@ FAILED = _Failed()
 class OperatorRunner:
     """Runs one operator instance; subclasses implement :meth:`process`."""
 
-    def __init__(self, spec: OperatorSpec, call: Callable[..., Any], errors: ErrorPolicy) -> None:
+    def __init__(self, spec: OperatorSpec, call: Callable[..., Any], errors: ErrorPolicy, permit: Permit) -> None:
         self.spec = spec
         self.call = call
         self.errors = errors
         self.stats = OperatorStats()
-        self.permit = Permit()
+        self.permit = permit
         """The task's permit (shared by its runners): revoked, records left in a batch are cancelled."""
 
     def process(self, batch: list, slot: int = 0) -> list:
@@ -126,8 +126,8 @@ def _without_failed(results: list, failed: int) -> list:
 class MapRunner(OperatorRunner):
     """One output per record. A function returning Futures switches the runner to asynchronous mode."""
 
-    def __init__(self, spec: OperatorSpec, call: Callable[..., Any], errors: ErrorPolicy) -> None:
-        super().__init__(spec, call, errors)
+    def __init__(self, spec: OperatorSpec, call: Callable[..., Any], errors: ErrorPolicy, permit: Permit) -> None:
+        super().__init__(spec, call, errors, permit)
         self.async_calls: AsyncCalls | None = None
         if spec.capacity is not None:
             self.async_calls = AsyncCalls(self, spec.capacity, spec.ordered)
@@ -232,8 +232,8 @@ class CoMapRunner(OperatorRunner):
 class JoinRunner(OperatorRunner):
     """Symmetric hash join of two keyed inputs (records arrive as ``(key, record)`` pairs)."""
 
-    def __init__(self, spec: OperatorSpec, call: Callable[..., Any], errors: ErrorPolicy) -> None:
-        super().__init__(spec, call, errors)
+    def __init__(self, spec: OperatorSpec, call: Callable[..., Any], errors: ErrorPolicy, permit: Permit) -> None:
+        super().__init__(spec, call, errors, permit)
         self.state: dict[Any, tuple[list, list]] = defaultdict(lambda: ([], []))
 
     def process(self, batch: list, slot: int = 0) -> list:

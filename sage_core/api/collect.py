@@ -146,14 +146,10 @@ class Collected:
             if record is not _NOTHING:
                 yield record
                 continue
-            batch = self.channel.get(POLL_S)
-            if batch is not None:
-                with self._lock:
-                    self._kept.extend(batch)
+            if self.pump(wait_s=POLL_S):
                 continue
             if not self.job.running:
-                self.pump()
-                if not self._kept:
+                if not self.pump():
                     error = self.job.runtime.error()
                     if error is not None:
                         raise error

@@ -1,7 +1,7 @@
 """Memory service throughput and latency: store N memories, then retrieve, through the service layer.
 
 The ``memory`` service (backend ``sage_memory``, default stores: SQLite KV, numpy vectors, networkx
-graph, hashing embedder) runs under a :class:`sage_core.services.manager.ServiceManager`, as in a
+graph, hashing embedder) runs under a :class:`sage_core.services.registry.ServiceRegistry`, as in a
 pipeline. Measured in one run:
 
 * ``store_per_s``: N memories stored with content only (the service embeds them), in batches of
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from sage_core.plugin import get_plugin_manager
-from sage_core.services.manager import ServiceManager
+from sage_core.services.registry import ServiceRegistry
 
 
 def make_texts(n: int, rng: random.Random, vocabulary: int = 5000, words: int = 8) -> list[str]:
@@ -40,7 +40,7 @@ def measure(backend: str, n: int, sessions: int, batch: int, queries: int, singl
     """Every figure for one vector backend."""
     rng = random.Random(seed)
     texts = make_texts(n, rng)
-    with ServiceManager(job_name="bench-memory") as services:
+    with ServiceRegistry(job_name="bench-memory") as services:
         services.register("memory", kind="memory", backend="sage_memory", device="cpu", options={"vector": {"backend": backend}})
         services.start()
         memory = services.sync["memory"]

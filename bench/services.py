@@ -1,7 +1,7 @@
 """Service-layer benchmark: request batching on the built-in numpy vector store.
 
 64 concurrent asyncio callers issue top-10 searches (one query each) through
-``env.services.async_["vdb"].search`` (the environment's service manager):
+``env.services.async_["vdb"].search`` (the environment's service registry):
 
 * ``batched``: the method's ``@batchable`` path stacks concurrent queries into one matrix product;
 * ``unbatched``: the same service with ``batch: false`` (one backend call per query on 4 workers);

@@ -5,7 +5,7 @@ For each index, in one run and side by side:
 
 * ``direct_qps``: ``index.search`` on the whole query set in one batch (FAISS on its own);
 * ``service_qps``: the same queries from ``--callers`` concurrent asyncio callers, each awaiting
-  one call of ``--caller-batch`` queries at a time through ``ServiceManager.async_["vdb"].search_arrays``
+  one call of ``--caller-batch`` queries at a time through ``ServiceRegistry.async_["vdb"].search_arrays``
   to a ``sage_vdb_faiss.VDBService`` (the service layer coalesces them into stacked FAISS calls;
   results come back as one structured array per call);
 * ``service_hits_qps`` / ``hits_ratio``: the same through ``search``, whose results read as lists of
@@ -37,9 +37,9 @@ from typing import Any, Callable, Iterator
 
 import faiss
 import numpy as np
-
-from sage_core.services.manager import ServiceManager
 from sage_vdb_faiss import VDBService
+
+from sage_core.services.registry import ServiceRegistry
 
 CPU_INDEXES = {"flat": "Flat", "hnsw32": "HNSW32", "ivf1024": "IVF1024,Flat"}
 
@@ -164,10 +164,10 @@ def direct_throughput(index: faiss.Index, queries: np.ndarray, batch: int) -> fl
 
 
 class LoadedService:
-    """A ``VDBService`` behind a ``ServiceManager`` (the service layer a flow uses), holding ``data``."""
+    """A ``VDBService`` behind a ``ServiceRegistry`` (the service layer a flow uses), holding ``data``."""
 
     def __init__(self, data: np.ndarray, options: dict[str, Any], batch_max: int, batch_wait_ms: float) -> None:
-        self.manager = ServiceManager(job_name="bench-vdb-faiss")
+        self.manager = ServiceRegistry(job_name="bench-vdb-faiss")
         batch = {"max_size": batch_max, "max_wait_ms": batch_wait_ms}
         self.manager.register("vdb", lambda: VDBService(data.shape[1], **options), batch=batch)
         try:

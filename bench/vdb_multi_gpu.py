@@ -25,9 +25,14 @@ import time
 from typing import Any, Iterator
 
 import numpy as np
-
 from gpu_load import GpuLoad
-from vdb_faiss import direct_throughput, exact_top10, recall_at_10, run_callers, unit_vectors
+from vdb_faiss import (
+    direct_throughput,
+    exact_top10,
+    recall_at_10,
+    run_callers,
+    unit_vectors,
+)
 
 SERVICE_CONFIGS = ("1gpu", "shard", "replicate", "replicas2")
 
@@ -63,7 +68,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def registration(config: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments of ``ServiceManager.register`` for one service configuration."""
+    """Keyword arguments of ``ServiceRegistry.register`` for one service configuration."""
     from sage_vdb_faiss import VDBService
 
     options: dict[str, Any] = {
@@ -136,10 +141,10 @@ def measure_direct(data: np.ndarray, queries: np.ndarray, args: argparse.Namespa
 def measure_service(
     config: str, data: np.ndarray, queries: np.ndarray, args: argparse.Namespace, load: GpuLoad
 ) -> tuple[float, np.ndarray, dict[str, Any]]:
-    """The store of ``config`` behind a ``ServiceManager``, searched by concurrent callers."""
-    from sage_core.services.manager import ServiceManager
+    """The store of ``config`` behind a ``ServiceRegistry``, searched by concurrent callers."""
+    from sage_core.services.registry import ServiceRegistry
 
-    manager = ServiceManager(job_name=f"bench-vdb-{config}")
+    manager = ServiceRegistry(job_name=f"bench-vdb-{config}")
     try:
         manager.register("vdb", **registration(config, args))
         started = time.perf_counter()

@@ -34,7 +34,7 @@ def ingest(
 ) -> IngestResult:
     """Embed and index ``passages`` through the ``embedder`` and ``vdb`` services of ``services``.
 
-    ``services`` is the environment's service manager (``env.services``); ``on_batch(n)`` is called
+    ``services`` is the environment's service registry (``env.services``); ``on_batch(n)`` is called
     after each batch of ``n`` passages is indexed (the progress bar).
     """
     if batch_size < 1:

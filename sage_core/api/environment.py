@@ -23,7 +23,7 @@ from sage_core.plugins.manager import get_plugin_manager
 from sage_core.runtime.errors import ErrorPolicy
 from sage_core.runtime.job import JobHandle, Runtime
 from sage_core.runtime.records import DeadLetter
-from sage_core.services.manager import ServiceManager
+from sage_core.services.registry import ServiceRegistry
 
 log = logging.getLogger("sage")
 
@@ -166,9 +166,9 @@ class BaseEnvironment:
         """The channel that brings a collected stream's records to the driver (local: a bounded queue)."""
         return LocalChannel(max_buffered)
 
-    def _make_services(self) -> ServiceManager:
-        """The service manager of this environment (local replicas; Ray actors on Ray)."""
-        return ServiceManager(job_name=self.name)
+    def _make_services(self) -> ServiceRegistry:
+        """The service registry of this environment (local replicas; Ray actors on Ray)."""
+        return ServiceRegistry(job_name=self.name)
 
     def _make_runtime(self, graph: PhysicalGraph, errors: ErrorPolicy) -> Runtime:
         raise TypeError(f"{type(self).__name__} has no runtime; use LocalEnvironment or RemoteEnvironment")

@@ -34,7 +34,7 @@ from sage_core.runtime.errors import ErrorPolicy
 from sage_core.runtime.job import Runtime
 from sage_core.runtime.ray.cluster import connect
 from sage_core.services.config import ResourcesConfig, ServiceConfig, describe_errors
-from sage_core.services.manager import ServiceManager
+from sage_core.services.registry import ServiceRegistry
 
 
 class RemoteEnvironment(BaseEnvironment):
@@ -67,9 +67,9 @@ class RemoteEnvironment(BaseEnvironment):
         connect(address, ray_init)
         super().__init__(name, loaded)
 
-    def _make_services(self) -> ServiceManager:
+    def _make_services(self) -> ServiceRegistry:
         """Services whose router and replicas are Ray actors."""
-        return ServiceManager(job_name=self.name, service_factory=self._ray_service)
+        return ServiceRegistry(job_name=self.name, service_factory=self._ray_service)
 
     def close(self) -> None:
         """Stop running jobs, end their task actors, close every service (Ray stays connected)."""

@@ -20,7 +20,7 @@ class RuntimeContext:
     instance: int
     parallelism: int
     services: Any = None
-    """The job's service manager: ``services.sync[name]`` and ``services.async_[name]`` give proxies."""
+    """The job's service registry: ``services.sync[name]`` and ``services.async_[name]`` give proxies."""
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("sage"))
 
 

@@ -6,7 +6,7 @@ A backend marks a method with :func:`batchable`::
         @batchable(arg="query", max_size=256, max_wait_ms=2)
         def search(self, query, top_k=10, filter=None): ...
 
-The service layer then gives each replica one :class:`BatchingQueue` per batchable method, with one
+The service layer then gives each replica one :class:`Batcher` per batchable method, with one
 dedicated thread. The thread takes the first waiting request, collects more for at most
 ``max_wait_ms`` (or until ``max_size`` rows), groups them by their *other* arguments (``top_k``,
 ``filter``: only equal ones share a call), stacks ``arg`` along the first axis and calls the
@@ -137,7 +137,7 @@ _UNKNOWN = 1 << 62
 """The expected batch before the first window has run out: wait the whole window."""
 
 
-class BatchingQueue:
+class Batcher:
     """Coalesces concurrent calls of one batchable method of one backend object.
 
     ``method`` is the bound method; ``loop`` the event loop (running in another thread) on which an
@@ -476,4 +476,4 @@ def _copy_outcome(done: Future, target: Future) -> None:
         target.set_exception(exc)
 
 
-__all__ = ["BATCHABLE_ATTR", "BatchSpec", "BatchingQueue", "batch_spec", "batchable"]
+__all__ = ["BATCHABLE_ATTR", "BatchSpec", "Batcher", "batch_spec", "batchable"]

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import difflib
 from concurrent.futures import Future
-from typing import Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
-from sage_core.errors import ServiceError, UnknownMethodError, UnknownServiceError
+from sage_core.errors import UnknownMethodError
 from sage_core.services.replica import RESERVED_METHODS
 from sage_core.services.service import DEFAULT, Service
+
+if TYPE_CHECKING:
+    from sage_core.services.registry import ServiceRegistry
 
 
 class ServiceProxy:
@@ -48,71 +51,29 @@ class ServiceProxy:
         return f"<{mode} proxy of service {self._service.name!r}>"
 
 
-class ServiceTable(Mapping[str, ServiceProxy]):
-    """Proxies by service name (``manager.sync`` / ``manager.async_``)."""
+class ProxyTable(Mapping[str, ServiceProxy]):
+    """Proxies by service name: a registry's ``sync`` or ``async_`` view."""
 
-    def __init__(self, manager: "ServiceDirectory", blocking: bool) -> None:
-        self._manager = manager
+    def __init__(self, registry: "ServiceRegistry", blocking: bool) -> None:
+        self._registry = registry
         self._blocking = blocking
         self._proxies: dict[str, ServiceProxy] = {}
 
     def __getitem__(self, name: str) -> ServiceProxy:
         proxy = self._proxies.get(name)
         if proxy is None:
-            service = self._manager.service(name)
+            service = self._registry.service(name)
             proxy = self._proxies[name] = ServiceProxy(service, self._blocking)
         return proxy
 
     def __contains__(self, name: object) -> bool:
-        return name in self._manager.names()
+        return name in self._registry
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._manager.names())
+        return iter(self._registry.names())
 
     def __len__(self) -> int:
-        return len(self._manager.names())
-
-
-class ServiceDirectory:
-    """Services by name and their proxy tables: what a flow's functions see as ``ctx.services``.
-
-    The local :class:`~sage_core.services.manager.ServiceManager` and the Ray runtime's table in
-    task actors both fill ``_services``.
-    """
-
-    def __init__(self) -> None:
-        self._services: dict[str, Any] = {}
-        self._sync = ServiceTable(self, blocking=True)
-        self._async = ServiceTable(self, blocking=False)
-
-    @property
-    def sync(self) -> ServiceTable:
-        """Blocking proxies: ``sync["vdb"].search(query=v, top_k=10)`` returns the hits."""
-        return self._sync
-
-    @property
-    def async_(self) -> ServiceTable:
-        """Future proxies: ``async_["vdb"].search(query=v)`` returns a ``concurrent.futures.Future``."""
-        return self._async
-
-    def service(self, name: str) -> Any:
-        """The service called ``name``; :class:`UnknownServiceError` lists the registered ones."""
-        service = self._services.get(name)
-        if service is None:
-            raise self._missing(name)
-        return service
-
-    def names(self) -> list[str]:
-        """Registered service names, in registration order."""
-        return list(self._services)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._services
-
-    def _missing(self, name: str) -> ServiceError:
-        known = ", ".join(sorted(self._services)) or "none"
-        msg = f"no service named {name!r}; registered services: {known} (register it with env.register_service)"
-        return UnknownServiceError(msg, service=name)
+        return len(self._registry.names())
 
 
 def _blocking_call(service: Service, method: str) -> Callable[..., Any]:
@@ -149,4 +110,4 @@ def _unknown_method(service: Service, method: str) -> UnknownMethodError:
     return UnknownMethodError(msg, service=service.name, method=method)
 
 
-__all__ = ["ServiceDirectory", "ServiceProxy", "ServiceTable"]
+__all__ = ["ProxyTable", "ServiceProxy"]

@@ -7,7 +7,7 @@ A :class:`Replica` owns
 * an asyncio event loop on its own thread, started when the backend has ``async def`` methods or
   async-generator methods: coroutines are scheduled there with ``run_coroutine_threadsafe``, so
   thousands can be in flight without a thread each;
-* one :class:`~sage_core.services.batching.BatchingQueue` per ``@batchable`` method.
+* one :class:`~sage_core.services.batching.Batcher` per ``@batchable`` method.
 
 Method styles: ``sync`` and ``async`` return a value; ``stream`` (generator) and ``async_stream``
 (async generator) yield items: :meth:`Replica.submit` collects them into a list, and
@@ -27,7 +27,7 @@ from concurrent.futures import Future
 from typing import Any, Callable, Sequence
 
 from sage_core.errors import BackendUnavailable, ServiceClosed
-from sage_core.services.batching import BatchingQueue, BatchSpec, batch_spec
+from sage_core.services.batching import Batcher, BatchSpec, batch_spec
 from sage_core.services.config import BatchConfig
 from sage_core.services.streams import StreamIterator, pump_async, pump_sync
 
@@ -178,7 +178,7 @@ class Replica(ReplicaState):
         self._pool = WorkerPool(workers, thread_name)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
-        self._batchers: dict[str, BatchingQueue] = {}
+        self._batchers: dict[str, Batcher] = {}
         self._bound: dict[str, Callable[..., Any]] = {}
 
     # ------------------------------------------------------------------ lifecycle
@@ -215,7 +215,7 @@ class Replica(ReplicaState):
             if self._batch is not None:
                 batch = self._batch
                 spec = BatchSpec(spec.arg, batch.max_size, batch.max_wait_ms, batch.max_in_flight or spec.max_in_flight)
-            self._batchers[name] = BatchingQueue(
+            self._batchers[name] = Batcher(
                 self._bound[name], spec, loop=self._loop, name=f"{self._thread_name.removeprefix('sage-')}.{name}"
             )
         with self._lock:

@@ -62,11 +62,12 @@ def _gpu_memory_used() -> list[int]:
 
 
 def test_tensor_parallel_engine_over_two_gpus_generates_and_holds_memory_on_both(small_llama: str) -> None:
-    from sage_core.services.manager import ServiceManager
     from sage_llm_vllm import VLLMService
 
+    from sage_core.services.registry import ServiceRegistry
+
     before = _gpu_memory_used()
-    with ServiceManager(job_name="tp2") as manager:
+    with ServiceRegistry(job_name="tp2") as manager:
         manager.register("llm", VLLMService, device="cuda", options={"model": small_llama, "tensor_parallel_size": 2, **ENGINE})
         manager.start()
         completions = manager.sync["llm"].generate(["hello world", "the river city"], sampling=SAMPLING)
@@ -76,11 +77,12 @@ def test_tensor_parallel_engine_over_two_gpus_generates_and_holds_memory_on_both
 
 
 def test_two_replicas_are_pinned_to_different_gpus_and_both_serve(small_llama: str) -> None:
-    from sage_core.services.manager import ServiceManager
     from sage_llm_vllm import VLLMService
 
+    from sage_core.services.registry import ServiceRegistry
+
     before = _gpu_memory_used()
-    with ServiceManager(job_name="replicas2") as manager:
+    with ServiceRegistry(job_name="replicas2") as manager:
         manager.register("llm", VLLMService, device="cuda", replicas=2, options={"model": small_llama, **ENGINE})
         manager.start()
         futures = [manager.async_["llm"].generate(f"question {i}", sampling=SAMPLING) for i in range(64)]

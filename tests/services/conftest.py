@@ -6,12 +6,12 @@ from typing import Iterator
 
 import pytest
 
-from sage_core.services.manager import ServiceManager
+from sage_core.services.registry import ServiceRegistry
 
 
 @pytest.fixture
-def manager() -> Iterator[ServiceManager]:
-    """A fresh service manager on the process's plugin manager, closed after the test."""
-    services = ServiceManager(job_name="t")
+def manager() -> Iterator[ServiceRegistry]:
+    """A fresh service registry on the process's plugin manager, closed after the test."""
+    services = ServiceRegistry(job_name="t")
     yield services
     services.close()

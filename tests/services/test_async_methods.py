@@ -10,9 +10,9 @@ from typing import AsyncIterator, Iterator
 
 import pytest
 
-from sage_core.services.batching import batchable
 from sage_core.errors import ServiceError, ServiceTimeout
-from sage_core.services.manager import ServiceManager
+from sage_core.services.batching import batchable
+from sage_core.services.registry import ServiceRegistry
 
 
 class AsyncEngine:
@@ -50,13 +50,13 @@ class AsyncEngine:
 
 
 @pytest.fixture
-def engine(manager: ServiceManager) -> ServiceManager:
+def engine(manager: ServiceRegistry) -> ServiceRegistry:
     manager.register("llm", AsyncEngine, workers=2)
     manager.start()
     return manager
 
 
-def test_thousand_async_calls_are_in_flight_without_a_thread_each(engine: ServiceManager) -> None:
+def test_thousand_async_calls_are_in_flight_without_a_thread_each(engine: ServiceRegistry) -> None:
     threads_before = threading.active_count()
     started = time.monotonic()
     futures = [engine.async_["llm"].generate(f"p{i}", delay=0.2) for i in range(1000)]
@@ -68,35 +68,35 @@ def test_thousand_async_calls_are_in_flight_without_a_thread_each(engine: Servic
     assert len(loop_threads) == 1 and loop_threads[0].endswith("-loop")
 
 
-def test_sync_proxy_on_an_async_generator_returns_a_blocking_iterator(engine: ServiceManager) -> None:
+def test_sync_proxy_on_an_async_generator_returns_a_blocking_iterator(engine: ServiceRegistry) -> None:
     stream = engine.sync["llm"].stream("one two three")
     assert not isinstance(stream, list)
     assert list(stream) == ["one", "two", "three"]
 
 
-def test_async_proxy_on_a_stream_gives_a_future_of_every_item(engine: ServiceManager) -> None:
+def test_async_proxy_on_a_stream_gives_a_future_of_every_item(engine: ServiceRegistry) -> None:
     assert engine.async_["llm"].stream("a b").result(5) == ["a", "b"]
     assert engine.async_["llm"].count_up(3).result(5) == [0, 1, 2]
 
 
-def test_sync_generator_methods_stream_too(engine: ServiceManager) -> None:
+def test_sync_generator_methods_stream_too(engine: ServiceRegistry) -> None:
     assert list(engine.sync["llm"].count_up(4)) == [0, 1, 2, 3]
 
 
-def test_a_stream_that_fails_raises_service_error_after_its_items(engine: ServiceManager) -> None:
+def test_a_stream_that_fails_raises_service_error_after_its_items(engine: ServiceRegistry) -> None:
     stream = engine.sync["llm"].broken_stream()
     assert next(stream) == "first"
     with pytest.raises(ServiceError, match="engine died mid-stream"):
         next(stream)
 
 
-def test_async_batchable_method_is_batched_through_the_service(engine: ServiceManager) -> None:
+def test_async_batchable_method_is_batched_through_the_service(engine: ServiceRegistry) -> None:
     futures = [engine.async_["llm"].embed(prompts="x" * i) for i in range(40)]
     assert [f.result(5) for f in futures] == list(range(40))
     stats = engine.metrics()["llm"]["batch"]["embed"]
     assert stats["requests"] == 40 and stats["batches"] < 40
 
 
-def test_async_call_timeout_frees_the_caller(engine: ServiceManager) -> None:
+def test_async_call_timeout_frees_the_caller(engine: ServiceRegistry) -> None:
     with pytest.raises(ServiceTimeout):
         engine.sync["llm"].generate("slow", delay=2.0, timeout_s=0.1)

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from sage_core.errors import ServiceError
-from sage_core.services.manager import ServiceManager
+from sage_core.services.registry import ServiceRegistry
 from sage_core.testing import unit_vectors
 
 
 @pytest.fixture
-def vdb(manager: ServiceManager) -> ServiceManager:
+def vdb(manager: ServiceRegistry) -> ServiceRegistry:
     manager.register("vdb", kind="vdb", backend="numpy", options={"dim": 8}, batch={"max_wait_ms": 20})
     manager.sync["vdb"].add(unit_vectors(20, 8), ids=[f"v{i}" for i in range(20)])
     return manager
@@ -28,7 +28,7 @@ def vdb(manager: ServiceManager) -> ServiceManager:
         (np.ones((2, 2, 8), dtype=np.float32), "1-D.*2-D"),
     ],
 )
-def test_bad_query_in_a_batch_fails_only_its_caller(vdb: ServiceManager, query: np.ndarray, message: str) -> None:
+def test_bad_query_in_a_batch_fails_only_its_caller(vdb: ServiceRegistry, query: np.ndarray, message: str) -> None:
     good = unit_vectors(20, 8)
     futures = [vdb.async_["vdb"].search(query=good[i], top_k=1) for i in range(10)]
     bad = vdb.async_["vdb"].search(query=query, top_k=1)
@@ -40,18 +40,18 @@ def test_bad_query_in_a_batch_fails_only_its_caller(vdb: ServiceManager, query: 
     assert isinstance(info.value.cause, ValueError)
 
 
-def test_empty_batch_and_oversized_top_k_give_correct_results(vdb: ServiceManager) -> None:
+def test_empty_batch_and_oversized_top_k_give_correct_results(vdb: ServiceRegistry) -> None:
     assert vdb.sync["vdb"].search(query=np.zeros((0, 8), dtype=np.float32), top_k=3) == []
     assert len(vdb.sync["vdb"].search(query=unit_vectors(1, 8)[0], top_k=500)) == 20
 
 
-def test_float64_and_list_queries_are_converted(vdb: ServiceManager) -> None:
+def test_float64_and_list_queries_are_converted(vdb: ServiceRegistry) -> None:
     target = unit_vectors(20, 8)[4]
     assert vdb.sync["vdb"].search(query=target.astype(np.float64), top_k=1)[0].id == "v4"
     assert vdb.sync["vdb"].search(query=target.tolist(), top_k=1)[0].id == "v4"
 
 
-def test_bad_writes_leave_the_store_unchanged(vdb: ServiceManager) -> None:
+def test_bad_writes_leave_the_store_unchanged(vdb: ServiceRegistry) -> None:
     with pytest.raises(ServiceError, match="already stored"):
         vdb.sync["vdb"].add(unit_vectors(1, 8), ids=["v3"])
     with pytest.raises(ServiceError, match="2 ids for 1 vectors"):

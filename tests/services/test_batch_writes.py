@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import pytest
 
 from sage_core.builtin.kv_stores import MemoryKVStore, SQLiteKVStore
-from sage_core.services.manager import ServiceManager
+from sage_core.services.registry import ServiceRegistry
 
 ITEMS = {f"k{i}": {"i": i, "tags": ["a", "b"][: i % 3]} for i in range(200)}
 
@@ -66,13 +66,13 @@ def test_sqlite_put_many_is_committed_for_other_connections(tmp_path: Path) -> N
         store.close()
 
 
-def test_put_many_reaches_every_kv_replica(manager: ServiceManager) -> None:
+def test_put_many_reaches_every_kv_replica(manager: ServiceRegistry) -> None:
     manager.register("kv", kind="kv", backend="sqlite", replicas=2)
     manager.sync["kv"].put_many(ITEMS)
     assert counts_seen_by_reads(manager.sync["kv"]) == {len(ITEMS)}
 
 
-def test_put_many_splits_items_across_kv_shards(manager: ServiceManager) -> None:
+def test_put_many_splits_items_across_kv_shards(manager: ServiceRegistry) -> None:
     manager.register("kv", kind="kv", backend="memory", shards=3)
     items = {f"key-{i}": i for i in range(60)}
     manager.sync["kv"].put_many(items)
@@ -86,7 +86,7 @@ def counts_seen_by_reads(proxy, reads: int = 6) -> set[int]:
 
 
 @pytest.mark.skipif(importlib.util.find_spec("sage_memory") is None, reason="the memory plugin is not installed")
-def test_store_memories_reaches_every_memory_replica(manager: ServiceManager) -> None:
+def test_store_memories_reaches_every_memory_replica(manager: ServiceRegistry) -> None:
     manager.register("memory", kind="memory", backend="sage_memory", device="cpu", replicas=2)
     memory = manager.sync["memory"]
     memory.store_memories(contents=[f"note {i}" for i in range(5)], session_id="s")

@@ -1,4 +1,4 @@
-"""BatchingQueue: concurrent requests stacked into one backend call and split back in order."""
+"""Batcher: concurrent requests stacked into one backend call and split back in order."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-from sage_core.services.batching import BatchingQueue, BatchSpec, batch_spec, batchable
 from sage_core.errors import ServiceClosed
+from sage_core.services.batching import Batcher, BatchSpec, batch_spec, batchable
 
 
 class RowSums:
@@ -44,13 +44,13 @@ def backend() -> RowSums:
 
 @pytest.fixture
 def queue_of(backend: RowSums) -> Iterator[Any]:
-    made: list[BatchingQueue] = []
+    made: list[Batcher] = []
 
-    def make(method: str, **overrides: Any) -> BatchingQueue:
+    def make(method: str, **overrides: Any) -> Batcher:
         bound = getattr(backend, method)
         spec = batch_spec(bound)
         spec = BatchSpec(spec.arg, overrides.get("max_size", spec.max_size), overrides.get("max_wait_ms", spec.max_wait_ms))
-        made.append(BatchingQueue(bound, spec))
+        made.append(Batcher(bound, spec))
         return made[-1]
 
     yield make
@@ -58,7 +58,7 @@ def queue_of(backend: RowSums) -> Iterator[Any]:
         q.close()
 
 
-def submit_together(queue: BatchingQueue, requests: list[dict[str, Any]]) -> list[Future]:
+def submit_together(queue: Batcher, requests: list[dict[str, Any]]) -> list[Future]:
     """Submit every request from its own thread, released at the same moment."""
     barrier = threading.Barrier(len(requests))
     futures: list[Future | None] = [None] * len(requests)
@@ -138,7 +138,7 @@ def test_wrong_number_of_results_is_reported_to_every_caller(queue_of: Any) -> N
         def run(self, items: list[int]) -> list[int]:
             return [1]
 
-    queue = BatchingQueue(Broken().run, batch_spec(Broken.run))
+    queue = Batcher(Broken().run, batch_spec(Broken.run))
     try:
         futures = submit_together(queue, [{"items": [1]}, {"items": [2]}])
         for future in futures:
@@ -163,7 +163,7 @@ def test_async_batchable_method_is_batched_on_the_event_loop() -> None:
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     backend = AsyncDoubler()
-    queue = BatchingQueue(backend.double, batch_spec(backend.double), loop=loop)
+    queue = Batcher(backend.double, batch_spec(backend.double), loop=loop)
     try:
         futures = submit_together(queue, [{"values": i} for i in range(16)])
         assert [f.result(5) for f in futures] == [2 * i for i in range(16)]
@@ -188,7 +188,7 @@ def test_decorator_keeps_the_method_callable_and_validates_its_arguments() -> No
     with pytest.raises(ValueError, match="max_size"):
         batchable("rows", max_size=0)
     with pytest.raises(ValueError, match="names no parameter"):
-        BatchingQueue(RowSums().total, BatchSpec("nope"))
+        Batcher(RowSums().total, BatchSpec("nope"))
 
 
 def test_stats_count_batches_requests_and_rows(backend: RowSums, queue_of: Any) -> None:
@@ -224,7 +224,7 @@ class Gate:
 @pytest.mark.parametrize("in_flight", [1, 2])
 def test_max_in_flight_bounds_the_stacked_calls_running_at_once(in_flight: int) -> None:
     gate = Gate()
-    queue = BatchingQueue(gate.echo, BatchSpec("rows", max_wait_ms=0, max_in_flight=in_flight))
+    queue = Batcher(gate.echo, BatchSpec("rows", max_wait_ms=0, max_in_flight=in_flight))
     try:
         first = queue.submit((), {"rows": [1]})
         assert gate.entered.acquire(timeout=5)
@@ -242,7 +242,7 @@ def test_max_in_flight_bounds_the_stacked_calls_running_at_once(in_flight: int) 
 def test_every_batching_thread_stops_on_close_and_late_calls_are_refused() -> None:
     gate = Gate()
     gate.release.set()
-    queue = BatchingQueue(gate.echo, batch_spec(gate.echo))
+    queue = Batcher(gate.echo, batch_spec(gate.echo))
     results = [queue.submit((), {"rows": [i]}) for i in range(20)]
     queue.close()
     assert [f.result(5) for f in results] == [[i] for i in range(20)]
@@ -268,7 +268,7 @@ class Adaptive(Gate):
 @pytest.mark.parametrize(("on_gpu", "threads"), [(True, 2), (False, 1)])
 def test_max_in_flight_may_be_a_function_of_the_backend(on_gpu: bool, threads: int) -> None:
     backend = Adaptive(on_gpu)
-    queue = BatchingQueue(backend.echo, batch_spec(backend.echo))
+    queue = Batcher(backend.echo, batch_spec(backend.echo))
     try:
         assert len(queue._threads) == threads
     finally:

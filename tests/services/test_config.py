@@ -8,7 +8,7 @@ import pytest
 
 from sage_core.config import JobConfig, SageConfig, load_config
 from sage_core.errors import ConfigError
-from sage_core.services.manager import ServiceManager
+from sage_core.services.registry import ServiceRegistry
 
 YAML = """
 services:
@@ -47,7 +47,7 @@ def test_defaults_when_nothing_is_given() -> None:
     assert config == SageConfig() and config.job.queue_size == 64 and config.job.batch_size == 256
 
 
-def test_loaded_services_run_in_a_manager(tmp_path: Path, manager: ServiceManager) -> None:
+def test_loaded_services_run_in_a_manager(tmp_path: Path, manager: ServiceRegistry) -> None:
     config = load_config(write(tmp_path, YAML))
     manager.register_config({k: v.model_dump() for k, v in config.services.items()})
     manager.sync["kv"].put("x", 1)
@@ -90,13 +90,13 @@ def test_missing_file_and_non_mapping_yaml_are_reported(tmp_path: Path) -> None:
         load_config(write(tmp_path, "- just\n- a list\n"))
 
 
-def test_factory_may_be_an_import_string(manager: ServiceManager) -> None:
+def test_factory_may_be_an_import_string(manager: ServiceRegistry) -> None:
     manager.register_config({"kv": {"factory": "sage_core.builtin.kv_stores:MemoryKVStore", "kind": "kv"}})
     manager.sync["kv"].put("k", "v")
     assert manager.sync["kv"].get("k") == "v"
 
 
-def test_batch_false_turns_batching_off(manager: ServiceManager) -> None:
+def test_batch_false_turns_batching_off(manager: ServiceRegistry) -> None:
     manager.register("vdb", kind="vdb", backend="numpy", options={"dim": 4}, batch=False)
     manager.sync["vdb"].add([[1.0, 0, 0, 0]], ids=["a"])
     assert manager.sync["vdb"].search(query=[1.0, 0, 0, 0], top_k=1)[0].id == "a"

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from sage_core.builtin.numpy_vdb import NumpyVectorStore
-from sage_core.errors import ServiceError
-from sage_core.services.manager import ServiceManager
-from sage_core.errors import BackendUnavailable
+from sage_core.errors import BackendUnavailable, ServiceError
+from sage_core.services.registry import ServiceRegistry
 from sage_core.testing import unit_vectors
 
 
@@ -52,14 +51,14 @@ def hanging() -> Iterator[None]:
     HangingPrimary.release.set()
 
 
-def ask_many(manager: ServiceManager, name: str, count: int) -> list[tuple[str, int]]:
+def ask_many(manager: ServiceRegistry, name: str, count: int) -> list[tuple[str, int]]:
     futures = [manager.async_[name].ask(i) for i in range(count)]
     done, not_done = wait(futures, timeout=20)
     assert not not_done, f"{len(not_done)} callers never got an answer"
     return [f.result() for f in futures]
 
 
-def test_failing_primary_every_caller_answered_by_fallback(manager: ServiceManager) -> None:
+def test_failing_primary_every_caller_answered_by_fallback(manager: ServiceRegistry) -> None:
     manager.register("svc", FailingPrimary, fallback=[Answer])
     answers = ask_many(manager, "svc", 200)
     assert answers == [("fallback", i) for i in range(200)]
@@ -68,7 +67,7 @@ def test_failing_primary_every_caller_answered_by_fallback(manager: ServiceManag
     assert stats["fallback_calls"] == 200 and stats["errors"] == 0
 
 
-def test_hanging_primary_times_out_and_no_request_is_lost(manager: ServiceManager, hanging: None) -> None:
+def test_hanging_primary_times_out_and_no_request_is_lost(manager: ServiceRegistry, hanging: None) -> None:
     manager.register("svc", HangingPrimary, fallback=[Answer], timeout_s=0.2, workers=2)
     started = time.monotonic()
     answers = ask_many(manager, "svc", 50)
@@ -77,14 +76,14 @@ def test_hanging_primary_times_out_and_no_request_is_lost(manager: ServiceManage
     assert manager.metrics()["svc"]["served_by"]["Answer"] == 50
 
 
-def test_primary_unavailable_at_start_is_skipped(manager: ServiceManager) -> None:
+def test_primary_unavailable_at_start_is_skipped(manager: ServiceRegistry) -> None:
     manager.register("svc", AbsentPrimary, fallback=[Answer])
     assert manager.sync["svc"].ask(1) == ("fallback", 1)
     primary = manager.metrics()["svc"]["backends"][0]
     assert primary["usable"] is False and "no GPU here" in primary["replicas"][0]["error"]
 
 
-def test_gpu_backend_without_gpu_falls_back_to_cpu(manager: ServiceManager, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gpu_backend_without_gpu_falls_back_to_cpu(manager: ServiceRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     from sage_core.services.devices import gpu_count
 
@@ -99,13 +98,13 @@ def test_gpu_backend_without_gpu_falls_back_to_cpu(manager: ServiceManager, monk
         gpu_count.cache_clear()
 
 
-def test_no_backend_available_fails_start_with_every_reason(manager: ServiceManager) -> None:
+def test_no_backend_available_fails_start_with_every_reason(manager: ServiceRegistry) -> None:
     manager.register("svc", AbsentPrimary)
     with pytest.raises(ServiceError, match="no backend available.*no GPU here"):
         manager.start()
 
 
-def test_saturated_primary_sends_overflow_to_fallback(manager: ServiceManager) -> None:
+def test_saturated_primary_sends_overflow_to_fallback(manager: ServiceRegistry) -> None:
     class SlowPrimary:
         def ask(self, question: int) -> tuple[str, int]:
             time.sleep(0.2)
@@ -143,7 +142,7 @@ def flaky() -> Iterator[type[FlakyStore]]:
     FlakyStore.broken_reads = FlakyStore.broken_writes = False
 
 
-def test_writes_reach_the_fallback_so_it_answers_with_the_same_data(manager: ServiceManager, flaky) -> None:
+def test_writes_reach_the_fallback_so_it_answers_with_the_same_data(manager: ServiceRegistry, flaky) -> None:
     manager.register("vdb", flaky, kind="vdb", options={"dim": 8}, fallback=["numpy"])
     vectors = unit_vectors(30, 8)
     ids = manager.sync["vdb"].add(vectors)
@@ -154,7 +153,7 @@ def test_writes_reach_the_fallback_so_it_answers_with_the_same_data(manager: Ser
     assert manager.metrics()["vdb"]["served_by"] == {"FlakyStore": 2, "numpy": 1}  # add, search; search
 
 
-def test_a_write_failing_on_the_primary_only_marks_it_stale(manager: ServiceManager, flaky) -> None:
+def test_a_write_failing_on_the_primary_only_marks_it_stale(manager: ServiceRegistry, flaky) -> None:
     manager.register("vdb", flaky, kind="vdb", options={"dim": 8}, fallback=["numpy"])
     vectors = unit_vectors(5, 8)
     manager.sync["vdb"].add(vectors[:2], ids=["a", "b"])
@@ -167,14 +166,14 @@ def test_a_write_failing_on_the_primary_only_marks_it_stale(manager: ServiceMana
     assert stats["served_by"]["numpy"] >= 2
 
 
-def test_when_every_backend_fails_the_error_names_each(manager: ServiceManager) -> None:
+def test_when_every_backend_fails_the_error_names_each(manager: ServiceRegistry) -> None:
     manager.register("svc", FailingPrimary, fallback=[FailingPrimary])
     with pytest.raises(ServiceError, match="failed on every backend: FailingPrimary: .*FailingPrimary#1") as info:
         manager.sync["svc"].ask(1)
     assert isinstance(info.value.cause, RuntimeError)
 
 
-def test_a_hanging_write_times_out_and_the_fallback_keeps_the_data(manager: ServiceManager, hanging: None) -> None:
+def test_a_hanging_write_times_out_and_the_fallback_keeps_the_data(manager: ServiceRegistry, hanging: None) -> None:
     class HangingWrites(NumpyVectorStore):
         def add(self, vectors: Any, ids: Any = None, metadata: Any = None) -> list[str]:
             HangingPrimary.release.wait(30)

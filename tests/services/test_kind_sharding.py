@@ -14,8 +14,13 @@ from typing import Any, Iterator, Mapping, Protocol, Sequence
 import pytest
 
 from sage_core import LocalEnvironment, MapFunction
-from sage_core.plugin import BackendSpec, ServiceError, ServiceKind, get_plugin_manager, hookimpl
-from sage_core.services.manager import ServiceManager
+from sage_core.plugin import (
+    BackendSpec,
+    ServiceError,
+    ServiceKind,
+    get_plugin_manager,
+    hookimpl,
+)
 from sage_core.plugins.sharding import (
     ShardRule,
     broadcast,
@@ -28,6 +33,7 @@ from sage_core.plugins.sharding import (
     top_k,
     total,
 )
+from sage_core.services.registry import ServiceRegistry
 
 SHARDED = {"kind": "docs", "backend": "words", "shards": 3, "replicas": 2}
 DOCS = {f"doc-{i:03d}": " ".join(["apple"] * (i % 4) + ["pear"] * (i % 3) + [f"w{i % 5}"]) for i in range(60)}
@@ -154,19 +160,19 @@ def docs_plugin() -> Iterator[None]:
 
 
 @pytest.fixture
-def sharded(docs_plugin: None, manager: ServiceManager) -> Any:
+def sharded(docs_plugin: None, manager: ServiceRegistry) -> Any:
     """The blocking proxy of a ``docs`` service with 3 shards of 2 replicas, registered from config."""
     manager.register_config({"docs": SHARDED})
     return manager.sync["docs"]
 
 
-def shard_contents(manager: ServiceManager, name: str = "docs") -> list[list[WordIndex]]:
+def shard_contents(manager: ServiceRegistry, name: str = "docs") -> list[list[WordIndex]]:
     """Each shard's replica backends."""
     return [[replica.backend for replica in shard.replicas] for shard in manager.service(name).tiers[0].shards]
 
 
 @pytest.mark.timeout(60)
-def test_a_plugins_own_kind_sharded_and_replicated_answers_like_one_backend(sharded: Any, manager: ServiceManager) -> None:
+def test_a_plugins_own_kind_sharded_and_replicated_answers_like_one_backend(sharded: Any, manager: ServiceRegistry) -> None:
     single = WordIndex()
     items = list(DOCS.items())
     for doc_id, text in items[:20]:
@@ -192,7 +198,7 @@ def test_a_plugins_own_kind_sharded_and_replicated_answers_like_one_backend(shar
 
 
 @pytest.mark.timeout(60)
-def test_keys_left_out_are_assigned_once_so_every_copy_stores_the_same(sharded: Any, manager: ServiceManager) -> None:
+def test_keys_left_out_are_assigned_once_so_every_copy_stores_the_same(sharded: Any, manager: ServiceRegistry) -> None:
     texts = ["plum tart", "pear tart", "apple pie", "plum jam"]
     ids = sharded.add(texts)
     assert len(set(ids)) == 4 and sharded.get_many(ids) == texts

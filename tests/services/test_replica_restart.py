@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from sage_core.services.config import RestartConfig
 from sage_core.errors import ServiceError
-from sage_core.services.manager import ServiceManager
+from sage_core.services.config import RestartConfig
 from sage_core.services.process_replica import ProcessReplica, exit_cause
+from sage_core.services.registry import ServiceRegistry
 
 sys.path.insert(0, str(Path(__file__).parent))  # the child processes import the backends by module name
 from process_backends import DiesAtStart, Fallback, Where  # noqa: E402
@@ -22,13 +22,13 @@ from process_backends import DiesAtStart, Fallback, Where  # noqa: E402
 NO_BACKOFF = {"backoff_s": 0}
 
 
-def replica(manager: ServiceManager, name: str) -> ProcessReplica:
+def replica(manager: ServiceRegistry, name: str) -> ProcessReplica:
     (only,) = manager.service(name).tiers[0].replicas
     assert isinstance(only, ProcessReplica)
     return only
 
 
-def hold_a_call(manager: ServiceManager, tmp_path: Path) -> Future:
+def hold_a_call(manager: ServiceRegistry, tmp_path: Path) -> Future:
     """Start a call and return its Future once the child is running it (it then hangs there)."""
     fifo = tmp_path / "running"
     os.mkfifo(fifo)
@@ -40,7 +40,7 @@ def hold_a_call(manager: ServiceManager, tmp_path: Path) -> Future:
 
 @pytest.mark.timeout(120)
 def test_a_replica_killed_with_sigkill_is_restarted_and_its_unanswered_call_is_sent_again(
-    manager: ServiceManager, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    manager: ServiceRegistry, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     manager.register("where", Where, isolation="process", restart=NO_BACKOFF)
     first = manager.sync["where"].pid()
@@ -60,7 +60,7 @@ def test_a_replica_killed_with_sigkill_is_restarted_and_its_unanswered_call_is_s
 
 
 @pytest.mark.timeout(120)
-def test_a_call_whose_process_dies_again_after_its_resend_gets_a_clear_error(manager: ServiceManager) -> None:
+def test_a_call_whose_process_dies_again_after_its_resend_gets_a_clear_error(manager: ServiceRegistry) -> None:
     manager.register("where", Where, isolation="process", restart=NO_BACKOFF)
     with pytest.raises(ServiceError, match=(
         r"replica s0r0 of service 'where' \(backend 'Where'\): its process died with exit code 5 before answering "
@@ -73,7 +73,7 @@ def test_a_call_whose_process_dies_again_after_its_resend_gets_a_clear_error(man
 
 
 @pytest.mark.timeout(120)
-def test_a_stream_whose_process_dies_fails_with_the_signal(manager: ServiceManager) -> None:
+def test_a_stream_whose_process_dies_fails_with_the_signal(manager: ServiceRegistry) -> None:
     manager.register("where", Where, isolation="process", restart=NO_BACKOFF)
     stream = manager.sync["where"].slow_count(n=10_000, seconds=0.01)
     assert next(stream) == 0
@@ -85,7 +85,7 @@ def test_a_stream_whose_process_dies_fails_with_the_signal(manager: ServiceManag
 
 
 @pytest.mark.timeout(120)
-def test_a_replica_dying_at_every_start_gives_up_after_max_restarts_and_the_fallback_serves(manager: ServiceManager) -> None:
+def test_a_replica_dying_at_every_start_gives_up_after_max_restarts_and_the_fallback_serves(manager: ServiceRegistry) -> None:
     manager.register("svc", DiesAtStart, isolation="process", fallback=[Fallback], restart={"max_restarts": 2, "backoff_s": 0})
     assert manager.sync["svc"].pid() == os.getpid()
     stats = manager.metrics()["svc"]
@@ -98,7 +98,7 @@ def test_a_replica_dying_at_every_start_gives_up_after_max_restarts_and_the_fall
 
 
 @pytest.mark.timeout(120)
-def test_a_replica_dying_at_every_start_without_a_fallback_fails_the_service(manager: ServiceManager) -> None:
+def test_a_replica_dying_at_every_start_without_a_fallback_fails_the_service(manager: ServiceRegistry) -> None:
     manager.register("svc", DiesAtStart, isolation="process", restart={"max_restarts": 1, "backoff_s": 0})
     with pytest.raises(ServiceError, match=r"no backend available; tried DiesAtStart .*exit code 7; not restarted: it died 2 times"):
         manager.start()

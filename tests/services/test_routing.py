@@ -15,8 +15,8 @@ import pytest
 
 from sage_core.builtin.numpy_vdb import NumpyVectorStore
 from sage_core.errors import ConfigError
-from sage_core.services.manager import ServiceManager
 from sage_core.plugins.sharding import stable_shard
+from sage_core.services.registry import ServiceRegistry
 from sage_core.testing import unit_vectors
 
 
@@ -28,7 +28,7 @@ def data() -> tuple[np.ndarray, list[str], list[dict]]:
 
 
 @pytest.mark.parametrize("metric", ["cosine", "l2"])
-def test_sharded_search_matches_single_store(manager: ServiceManager, data, metric: str) -> None:
+def test_sharded_search_matches_single_store(manager: ServiceRegistry, data, metric: str) -> None:
     vectors, ids, metadata = data
     manager.register("sharded", kind="vdb", backend="numpy", shards=4, options={"dim": 16, "metric": metric})
     single = NumpyVectorStore(dim=16, metric=metric)
@@ -44,7 +44,7 @@ def test_sharded_search_matches_single_store(manager: ServiceManager, data, metr
     assert [h.id for h in one] == [h.id for h in single.search(queries[0], top_k=5)]
 
 
-def test_sharded_writes_are_routed_by_stable_id_hash(manager: ServiceManager, data) -> None:
+def test_sharded_writes_are_routed_by_stable_id_hash(manager: ServiceRegistry, data) -> None:
     vectors, ids, _ = data
     manager.register("sharded", kind="vdb", backend="numpy", shards=3, options={"dim": 16})
     proxy = manager.sync["sharded"]
@@ -69,7 +69,7 @@ def test_stable_shard_is_the_same_in_another_process_with_another_hash_seed() ->
     assert [stable_shard(k, 7) for k in keys] == [zlib.crc32(k.encode()) % 7 for k in keys]
 
 
-def test_sharded_store_saves_and_loads_one_file_per_shard(manager: ServiceManager, data, tmp_path) -> None:
+def test_sharded_store_saves_and_loads_one_file_per_shard(manager: ServiceRegistry, data, tmp_path) -> None:
     vectors, ids, _ = data
     manager.register("a", kind="vdb", backend="numpy", shards=2, options={"dim": 16})
     manager.register("b", kind="vdb", backend="numpy", shards=2, options={"dim": 16})
@@ -81,7 +81,7 @@ def test_sharded_store_saves_and_loads_one_file_per_shard(manager: ServiceManage
     assert manager.sync["b"].search(vectors[7], top_k=1)[0].id == "doc-7"
 
 
-def test_sharded_kv_routes_keys_and_merges_key_lists(manager: ServiceManager) -> None:
+def test_sharded_kv_routes_keys_and_merges_key_lists(manager: ServiceRegistry) -> None:
     manager.register("kv", kind="kv", backend="memory", shards=3)
     for i in range(30):
         manager.sync["kv"].put(f"k{i:02d}", i)
@@ -91,12 +91,12 @@ def test_sharded_kv_routes_keys_and_merges_key_lists(manager: ServiceManager) ->
     assert manager.sync["kv"].delete("k17") is True and manager.sync["kv"].get("k17") is None
 
 
-def test_kinds_without_shard_rules_cannot_be_sharded(manager: ServiceManager) -> None:
+def test_kinds_without_shard_rules_cannot_be_sharded(manager: ServiceRegistry) -> None:
     with pytest.raises(ConfigError, match="services.g.shards: kind 'graph' cannot be sharded"):
         manager.register("g", kind="graph", backend="networkx", shards=2)
 
 
-def test_replicas_share_concurrent_load(manager: ServiceManager) -> None:
+def test_replicas_share_concurrent_load(manager: ServiceRegistry) -> None:
     class Slow:
         def work(self) -> str:
             time.sleep(0.05)
@@ -111,7 +111,7 @@ def test_replicas_share_concurrent_load(manager: ServiceManager) -> None:
     assert served == [4, 4, 4]
 
 
-def test_writes_reach_every_replica_of_a_store(manager: ServiceManager, data) -> None:
+def test_writes_reach_every_replica_of_a_store(manager: ServiceRegistry, data) -> None:
     vectors, ids, _ = data
     manager.register("vdb", kind="vdb", backend="numpy", replicas=2, options={"dim": 16})
     generated = manager.sync["vdb"].add(vectors[:10])

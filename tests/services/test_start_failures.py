@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sage_core.errors import ConfigError
-from sage_core.errors import ServiceError
-from sage_core.services.manager import ServiceManager
+from sage_core.errors import ConfigError, ServiceError
+from sage_core.services.registry import ServiceRegistry
 
 sys.path.insert(0, str(Path(__file__).parent))  # the child processes import the backends by module name
 from process_backends import Fallback, NoGpu  # noqa: E402
@@ -69,7 +68,7 @@ class FailsOnce:
     ],
 )
 def test_an_exception_at_creation_falls_back_and_the_metrics_say_why(
-    manager: ServiceManager, caplog: pytest.LogCaptureFixture, primary: type, reason: str
+    manager: ServiceRegistry, caplog: pytest.LogCaptureFixture, primary: type, reason: str
 ) -> None:
     manager.register("svc", primary, fallback=[Answer])
     with caplog.at_level(logging.WARNING, logger="sage.services"):
@@ -86,7 +85,7 @@ def test_an_exception_at_creation_falls_back_and_the_metrics_say_why(
 
 
 @pytest.mark.timeout(60)
-def test_when_no_backend_starts_the_error_names_each_backend_and_why(manager: ServiceManager) -> None:
+def test_when_no_backend_starts_the_error_names_each_backend_and_why(manager: ServiceRegistry) -> None:
     manager.register("svc", NoCuda, fallback=[MissingPackage, OutOfMemory])
     with pytest.raises(ServiceError) as info:
         manager.start()
@@ -105,7 +104,7 @@ def test_when_no_backend_starts_the_error_names_each_backend_and_why(manager: Se
 
 @pytest.mark.timeout(60)
 def test_a_factory_config_error_is_logged_as_an_error_with_its_key_path(
-    manager: ServiceManager, caplog: pytest.LogCaptureFixture
+    manager: ServiceRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:
     manager.register("vdb", BadOptions, fallback=[Answer])
     with caplog.at_level(logging.WARNING, logger="sage.services"):
@@ -122,7 +121,7 @@ def test_a_factory_config_error_is_logged_as_an_error_with_its_key_path(
 
 
 @pytest.mark.timeout(60)
-def test_a_config_error_with_nothing_else_to_serve_fails_the_service_with_its_message(manager: ServiceManager) -> None:
+def test_a_config_error_with_nothing_else_to_serve_fails_the_service_with_its_message(manager: ServiceRegistry) -> None:
     manager.register("bad", BadOptions)
     with pytest.raises(ServiceError, match=r"unknown metric 'cosin'; valid metrics: cosine, ip, l2 \(fix services\.bad\.options\)") as info:
         manager.sync["bad"].ask(1)
@@ -131,7 +130,7 @@ def test_a_config_error_with_nothing_else_to_serve_fails_the_service_with_its_me
 
 @pytest.mark.timeout(60)
 def test_one_replica_failing_to_start_leaves_its_backend_serving_on_the_others(
-    manager: ServiceManager, caplog: pytest.LogCaptureFixture
+    manager: ServiceRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:
     FailsOnce.created = 0
     manager.register("svc", FailsOnce, replicas=2, fallback=[Answer])
@@ -144,7 +143,7 @@ def test_one_replica_failing_to_start_leaves_its_backend_serving_on_the_others(
 
 
 @pytest.mark.timeout(60)
-def test_a_process_replica_whose_creation_raises_falls_back(manager: ServiceManager) -> None:
+def test_a_process_replica_whose_creation_raises_falls_back(manager: ServiceRegistry) -> None:
     manager.register("svc", NoGpu, isolation="process", fallback=[Fallback])
     assert manager.sync["svc"].pid() > 0
     (failure,) = manager.metrics()["svc"]["start_failures"]

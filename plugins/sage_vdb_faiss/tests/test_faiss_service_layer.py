@@ -7,16 +7,16 @@ import threading
 
 import numpy as np
 import pytest
+from sage_vdb_faiss import VDBService, gpu_count
 
 from sage_core.errors import ServiceError
-from sage_core.services.manager import ServiceManager
+from sage_core.services.registry import ServiceRegistry
 from sage_core.testing import unit_vectors
-from sage_vdb_faiss import VDBService, gpu_count
 
 
 @pytest.fixture
 def services():
-    manager = ServiceManager(job_name="faiss-test")
+    manager = ServiceRegistry(job_name="faiss-test")
     yield manager
     manager.close()
 

@@ -6,9 +6,9 @@ from concurrent.futures import wait
 
 import numpy as np
 import pytest
-
-from sage_core.services.manager import ServiceManager
 from sage_vdb_faiss import VDBService
+
+from sage_core.services.registry import ServiceRegistry
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def test_short_answers_are_padded_and_filters_apply(store: VDBService, vectors: 
 
 
 def test_concurrent_callers_get_their_own_rows_through_batching(vectors: np.ndarray) -> None:
-    manager = ServiceManager(job_name="arrays")
+    manager = ServiceRegistry(job_name="arrays")
     manager.register("vdb", lambda: VDBService(16, index="Flat"), batch={"max_size": 256, "max_wait_ms": 5})
     try:
         manager.sync["vdb"].add(vectors, ids=[f"v{i}" for i in range(len(vectors))])
@@ -53,7 +53,7 @@ def test_concurrent_callers_get_their_own_rows_through_batching(vectors: np.ndar
 
 
 def test_searches_in_flight_during_writes_return_only_ids_that_existed(vectors: np.ndarray) -> None:
-    manager = ServiceManager(job_name="arrays-writes")
+    manager = ServiceRegistry(job_name="arrays-writes")
     manager.register("vdb", lambda: VDBService(16, index="Flat"), batch={"max_size": 64, "max_wait_ms": 1})
     known = {f"v{i}" for i in range(100)}
     try:
@@ -82,7 +82,7 @@ def test_a_search_before_the_first_add_returns_empty_slots() -> None:
 
 
 def test_a_cpu_store_keeps_one_stacked_search_in_flight(vectors: np.ndarray) -> None:
-    manager = ServiceManager(job_name="arrays-in-flight")
+    manager = ServiceRegistry(job_name="arrays-in-flight")
     manager.register("vdb", lambda: VDBService(16, index="Flat", device="cpu"))
     try:
         manager.start()

@@ -22,7 +22,7 @@ from sage_core.compiler.logical import OperatorSpec, Partitioning
 from sage_core.compiler.physical import Chain, PhysicalGraph
 from sage_core.runtime.context import RuntimeContext
 from sage_core.runtime.errors import ErrorPolicy, job_error
-from sage_core.runtime.ray.services import RemoteService, RemoteServices
+from sage_core.runtime.ray.services import RemoteService
 from sage_core.runtime.ray.task_actor import (
     ChainSpecs,
     OutputSpec,
@@ -69,7 +69,6 @@ class RayRuntime:
         self._close_errors: list[BaseException] = []
         self._lock = threading.RLock()
         self._released = False
-        table = RemoteServices(services)
         run = uuid.uuid4().hex[:8]
         names = {task: f"sage/{job_name}/{run}/{task}" for chain in graph.chains.values() for task in chain.task_ids()}
         for chain_id, chain in graph.chains.items():  # every setup first: nothing is started if one fails
@@ -87,7 +86,7 @@ class RayRuntime:
             for instance, task_id in enumerate(chain.task_ids()):
                 contexts = {op: replace(make_context(graph.operator(op), instance), services=None) for op in chain.operators}
                 setup = TaskSetup(
-                    task_id, chain, instance, specs, contexts, table, errors.policy,
+                    task_id, chain, instance, specs, contexts, dict(services), errors.policy,
                     upstream, keyed, outputs, batch_size, window,
                 )
                 self._setups[task_id] = _serialize(task_id, setup)

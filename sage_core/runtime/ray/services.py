@@ -1,10 +1,10 @@
-"""Service handles for the Ray runtime: what the driver's manager holds, and what tasks receive.
+"""Service handles for the Ray runtime: what the driver's registry holds, and what tasks receive.
 
 :class:`RayService` takes the place of the local ``Service`` in the driver's
-:class:`~sage_core.services.manager.ServiceManager` (through its ``service_factory`` seam): on
+:class:`~sage_core.services.registry.ServiceRegistry` (through its ``service_factory`` seam): on
 start it launches one host actor per replica, with the replica's ``resources``, and the router
 actor. Task actors receive :class:`RemoteService` handles (router handle and method table) in a
-:class:`RemoteServices` table, so ``self.call_service[...]`` and ``self.call_service_async[...]``
+registry (:meth:`ServiceRegistry.of`), so ``self.call_service[...]`` and ``self.call_service_async[...]``
 use the same proxies as locally: blocking calls wait for the router's reply, async calls return
 a ``concurrent.futures.Future`` built from the reply's ``ObjectRef.future()``.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import uuid
 from concurrent.futures import Future
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import ray
 
@@ -26,10 +26,9 @@ from sage_core.runtime.ray.service_actors import (
     RemoteReplicaHost,
     RemoteServiceRouter,
 )
-from sage_core.services.tiers import build_tiers
 from sage_core.services.config import BatchConfig, ResourcesConfig, ServiceConfig
-from sage_core.services.proxy import ServiceDirectory
 from sage_core.services.service import DEFAULT, StartOnce
+from sage_core.services.tiers import build_tiers
 
 START_TIMEOUT_S = 600.0
 """How long starting a service may take (backends may load models)."""
@@ -195,17 +194,6 @@ class RayService(StartOnce, RemoteService):
         return actor_options(resources, max_restarts=self.max_restarts)
 
 
-class RemoteServices(ServiceDirectory):
-    """The service table a task actor's functions see (``ctx.services``): proxies by name."""
-
-    def __init__(self, services: Mapping[str, RemoteService]) -> None:
-        super().__init__()
-        self._services = dict(services)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (RemoteServices, (self._services,))
-
-
 def actor_options(resources: ResourcesConfig, *, max_restarts: int) -> dict[str, Any]:
     """``.options()`` of an actor reserving ``resources`` and restarted by Ray when it dies."""
     options: dict[str, Any] = {
@@ -225,4 +213,4 @@ def _timeout(timeout: Any) -> tuple[bool, float | None]:
     return (True, None) if timeout is DEFAULT else (False, timeout)
 
 
-__all__ = ["RayService", "RemoteService", "RemoteServices", "actor_options"]
+__all__ = ["RayService", "RemoteService", "actor_options"]

@@ -28,9 +28,10 @@ from sage_core.runtime.errors import ErrorPolicy
 from sage_core.runtime.ray.channels import ChannelSender, InOrder, TaskAborted
 from sage_core.runtime.ray.cluster import threads_block_not_the_loop
 from sage_core.runtime.ray.portable import TaskFailure, portable_exception
-from sage_core.runtime.ray.services import RemoteServices
+from sage_core.runtime.ray.services import RemoteService
 from sage_core.runtime.ray.task_loop import ActorTaskLoop, Delivery, OutputChannel
 from sage_core.runtime.records import DeadLetter, OperatorStats
+from sage_core.services.registry import ServiceRegistry
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class TaskSetup:
     instance: int
     specs: ChainSpecs
     contexts: dict[str, RuntimeContext]
-    services: RemoteServices
+    services: dict[str, RemoteService]
     error_policy: str
     upstream: int
     keyed_slots: frozenset[int]
@@ -168,7 +169,7 @@ class TaskActor:
     def _build(self, setup: TaskSetup) -> ActorTaskLoop:
         """Bind the user's functions, connect the outputs, start the loop thread."""
         self.errors = ErrorPolicy(setup.error_policy)
-        services, contexts = setup.services, setup.contexts
+        services, contexts = ServiceRegistry.of(setup.services), setup.contexts
 
         def make_context(spec: OperatorSpec, instance: int) -> RuntimeContext:
             return replace(contexts[spec.id], services=services)

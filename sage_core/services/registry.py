@@ -1,8 +1,8 @@
-"""The service manager: registers services, starts their backends once, hands out proxies.
+"""The service registry: the one table of a job's services by name.
 
-::
+It registers services, starts their backends once, hands out proxies and closes them::
 
-    services = ServiceManager(job_name="rag")
+    services = ServiceRegistry(job_name="rag")
     services.register("vdb", kind="vdb", backend="numpy", options={"dim": 384}, fallback=["numpy"])
     services.register("legacy", lambda: MyService())          # any factory or class
     services.start()                                           # optional: the first call starts too
@@ -20,16 +20,25 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Mapping
 
-from sage_core.errors import ConfigError, ServiceClosed, ServiceError
+from sage_core.errors import (
+    ConfigError,
+    ServiceClosed,
+    ServiceError,
+    UnknownServiceError,
+)
 from sage_core.plugins.manager import PluginManager, get_plugin_manager
 from sage_core.services.config import ServiceConfig, parse_service
 from sage_core.services.deadlines import DeadlineScheduler
-from sage_core.services.proxy import ServiceDirectory
+from sage_core.services.proxy import ProxyTable
 from sage_core.services.service import Service
 
 
-class ServiceManager(ServiceDirectory):
-    """The services of one environment (or job): registration, lifecycle, proxies, metrics."""
+class ServiceRegistry:
+    """The services of one environment (or job): registration, lifecycle, proxies, metrics.
+
+    The environment holds one; a Ray task actor holds a registry :meth:`of` the handles the
+    driver's registry gave it, so functions see ``ctx.services`` the same way on both runtimes.
+    """
 
     def __init__(
         self,
@@ -39,14 +48,30 @@ class ServiceManager(ServiceDirectory):
         service_factory: Callable[[str, ServiceConfig], Service] | None = None,
     ) -> None:
         """``service_factory(name, config)`` replaces the local :class:`Service` (the Ray runtime's seam)."""
-        super().__init__()
-        self.plugins = plugin_manager or get_plugin_manager()
+        self._services: dict[str, Any] = {}
+        self._sync = ProxyTable(self, blocking=True)
+        self._async = ProxyTable(self, blocking=False)
+        self._plugins = plugin_manager
         self.job_name = job_name
         self._service_factory = service_factory
         self._deadlines = DeadlineScheduler(name=f"sage-{job_name}-deadlines")
         self._lock = threading.RLock()
         self._started = False
         self._closed = False
+
+    @classmethod
+    def of(cls, services: Mapping[str, Any]) -> "ServiceRegistry":
+        """A registry holding services built elsewhere (a Ray task actor's service handles)."""
+        registry = cls()
+        registry._services.update(services)
+        return registry
+
+    @property
+    def plugins(self) -> PluginManager:
+        """The plugin manager that resolves kinds and backends (the process-wide one by default)."""
+        if self._plugins is None:
+            self._plugins = get_plugin_manager()
+        return self._plugins
 
     # ------------------------------------------------------------------ registration
 
@@ -78,7 +103,7 @@ class ServiceManager(ServiceDirectory):
             raise ConfigError(msg)
         with self._lock:
             if self._closed:
-                raise ServiceClosed(f"cannot register {name!r}: the service manager is closed")
+                raise ServiceClosed(f"cannot register {name!r}: the service registry is closed")
             if name in self._services:
                 msg = f"service {name!r} is already registered (registered: {', '.join(self._services)}); pick another name"
                 raise ConfigError(msg)
@@ -98,7 +123,7 @@ class ServiceManager(ServiceDirectory):
         """
         with self._lock:
             if self._closed:
-                raise ServiceClosed("the service manager is closed")
+                raise ServiceClosed("the service registry is closed")
             services = list(self._services.values())
             self._started = True
         pending = [(service, service.begin_start()) for service in services]
@@ -116,7 +141,7 @@ class ServiceManager(ServiceDirectory):
             service.close()
         self._deadlines.close()
 
-    def __enter__(self) -> "ServiceManager":
+    def __enter__(self) -> "ServiceRegistry":
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -124,10 +149,36 @@ class ServiceManager(ServiceDirectory):
 
     # ------------------------------------------------------------------ access
 
+    @property
+    def sync(self) -> ProxyTable:
+        """Blocking proxies: ``sync["vdb"].search(query=v, top_k=10)`` returns the hits."""
+        return self._sync
+
+    @property
+    def async_(self) -> ProxyTable:
+        """Future proxies: ``async_["vdb"].search(query=v)`` returns a ``concurrent.futures.Future``."""
+        return self._async
+
+    def service(self, name: str) -> Any:
+        """The service called ``name``; :class:`UnknownServiceError` lists the registered ones."""
+        service = self._services.get(name)
+        if service is None:
+            raise self._missing(name)
+        return service
+
+    def names(self) -> list[str]:
+        """Registered service names, in registration order."""
+        return list(self._services)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._services
+
     def _missing(self, name: str) -> ServiceError:
         if self._closed:
-            return ServiceClosed(f"the service manager is closed (asked for {name!r})", service=name)
-        return super()._missing(name)
+            return ServiceClosed(f"the service registry is closed (asked for {name!r})", service=name)
+        known = ", ".join(sorted(self._services)) or "none"
+        msg = f"no service named {name!r}; registered services: {known} (register it with env.register_service)"
+        return UnknownServiceError(msg, service=name)
 
     def metrics(self) -> dict[str, dict[str, Any]]:
         """Per service: calls, errors, timeouts, in_flight, latency_ms percentiles, batch sizes,
@@ -136,4 +187,4 @@ class ServiceManager(ServiceDirectory):
         return {name: service.metrics() for name, service in list(self._services.items())}
 
 
-__all__ = ["ServiceManager"]
+__all__ = ["ServiceRegistry"]

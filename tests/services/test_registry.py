@@ -1,4 +1,4 @@
-"""ServiceManager: registration, calls, errors, timeouts and lifecycle."""
+"""ServiceRegistry: registration, calls, errors, timeouts and lifecycle."""
 
 from __future__ import annotations
 
@@ -9,9 +9,15 @@ from typing import Any
 
 import pytest
 
-from sage_core.errors import ConfigError
-from sage_core.errors import ServiceClosed, ServiceError, ServiceTimeout, UnknownMethodError, UnknownServiceError
-from sage_core.services.manager import ServiceManager
+from sage_core.errors import (
+    ConfigError,
+    ServiceClosed,
+    ServiceError,
+    ServiceTimeout,
+    UnknownMethodError,
+    UnknownServiceError,
+)
+from sage_core.services.registry import ServiceRegistry
 
 
 class Recorder:
@@ -46,19 +52,19 @@ def reset_recorder() -> None:
     Recorder.created, Recorder.closed = [], []
 
 
-def test_factory_service_answers_sync_and_async_calls(manager: ServiceManager) -> None:
+def test_factory_service_answers_sync_and_async_calls(manager: ServiceRegistry) -> None:
     manager.register("greeter", Recorder, options={"greeting": "hi"})
     assert manager.sync["greeter"].greet("ann") == "hi ann"
     future = manager.async_["greeter"].greet(name="bob")
     assert isinstance(future, Future) and future.result(5) == "hi bob"
 
 
-def test_seed_style_lambda_factory_is_accepted(manager: ServiceManager) -> None:
+def test_seed_style_lambda_factory_is_accepted(manager: ServiceRegistry) -> None:
     manager.register("vdb_service", lambda: Recorder())
     assert manager.sync["vdb_service"].greet("x") == "hello x"
 
 
-def test_backend_is_created_once_on_a_service_thread_not_the_callers(manager: ServiceManager) -> None:
+def test_backend_is_created_once_on_a_service_thread_not_the_callers(manager: ServiceRegistry) -> None:
     manager.register("greeter", Recorder)
     manager.start()
     manager.start()
@@ -69,14 +75,14 @@ def test_backend_is_created_once_on_a_service_thread_not_the_callers(manager: Se
     assert manager.sync["greeter"].thread().startswith("sage-t-greeter")
 
 
-def test_a_call_before_start_starts_the_service(manager: ServiceManager) -> None:
+def test_a_call_before_start_starts_the_service(manager: ServiceRegistry) -> None:
     manager.register("greeter", Recorder)
     assert manager.sync["greeter"].greet("early") == "hello early"
     assert len(Recorder.created) == 1
 
 
 def test_close_closes_each_backend_once_and_refuses_later_calls(no_leaked_threads: None) -> None:
-    services = ServiceManager(job_name="t")
+    services = ServiceRegistry(job_name="t")
     services.register("greeter", Recorder, replicas=2)
     services.start()
     proxy = services.sync["greeter"]
@@ -87,7 +93,7 @@ def test_close_closes_each_backend_once_and_refuses_later_calls(no_leaked_thread
         proxy.greet("late")
 
 
-def test_four_simultaneous_calls_are_served_concurrently(manager: ServiceManager) -> None:
+def test_four_simultaneous_calls_are_served_concurrently(manager: ServiceRegistry) -> None:
     barrier = threading.Barrier(4, timeout=5)
 
     class Meeting:
@@ -99,20 +105,20 @@ def test_four_simultaneous_calls_are_served_concurrently(manager: ServiceManager
     assert sorted(f.result(10) for f in futures) == [0, 1, 2, 3]
 
 
-def test_duplicate_name_is_a_config_error(manager: ServiceManager) -> None:
+def test_duplicate_name_is_a_config_error(manager: ServiceRegistry) -> None:
     manager.register("greeter", Recorder)
     with pytest.raises(ConfigError, match="already registered"):
         manager.register("greeter", Recorder)
 
 
-def test_unknown_service_lists_registered_names(manager: ServiceManager) -> None:
+def test_unknown_service_lists_registered_names(manager: ServiceRegistry) -> None:
     manager.register("alpha", Recorder)
     manager.register("beta", Recorder)
     with pytest.raises(UnknownServiceError, match="registered services: alpha, beta"):
         manager.sync["gamma"]
 
 
-def test_unknown_method_lists_public_methods_and_suggests(manager: ServiceManager) -> None:
+def test_unknown_method_lists_public_methods_and_suggests(manager: ServiceRegistry) -> None:
     manager.register("greeter", Recorder)
     with pytest.raises(UnknownMethodError, match="did you mean 'greet'.*fail, greet, slow, thread"):
         manager.sync["greeter"].gret("x")
@@ -120,7 +126,7 @@ def test_unknown_method_lists_public_methods_and_suggests(manager: ServiceManage
         manager.sync["greeter"].close()
 
 
-def test_backend_exception_reaches_caller_with_service_method_and_cause(manager: ServiceManager) -> None:
+def test_backend_exception_reaches_caller_with_service_method_and_cause(manager: ServiceRegistry) -> None:
     manager.register("greeter", Recorder)
     with pytest.raises(ServiceError, match="'greeter': fail\\(\\) failed on backend Recorder") as info:
         manager.sync["greeter"].fail()
@@ -130,7 +136,7 @@ def test_backend_exception_reaches_caller_with_service_method_and_cause(manager:
     assert manager.sync["greeter"].greet("still alive") == "hello still alive"
 
 
-def test_per_call_timeout_raises_service_timeout(manager: ServiceManager) -> None:
+def test_per_call_timeout_raises_service_timeout(manager: ServiceRegistry) -> None:
     manager.register("greeter", Recorder)
     started = time.monotonic()
     with pytest.raises(ServiceTimeout, match="longer than 0.1s"):
@@ -138,7 +144,7 @@ def test_per_call_timeout_raises_service_timeout(manager: ServiceManager) -> Non
     assert time.monotonic() - started < 0.8
 
 
-def test_service_timeout_applies_to_async_calls(manager: ServiceManager) -> None:
+def test_service_timeout_applies_to_async_calls(manager: ServiceRegistry) -> None:
     manager.register("greeter", Recorder, timeout_s=0.1)
     future = manager.async_["greeter"].slow(1.0)
     with pytest.raises(ServiceTimeout):
@@ -146,7 +152,7 @@ def test_service_timeout_applies_to_async_calls(manager: ServiceManager) -> None
     assert manager.async_["greeter"].slow(0.01, timeout_s=None).result(5) == 0.01
 
 
-def test_start_fails_clearly_when_the_factory_raises(manager: ServiceManager) -> None:
+def test_start_fails_clearly_when_the_factory_raises(manager: ServiceRegistry) -> None:
     def broken() -> Any:
         raise RuntimeError("model file missing")
 
@@ -157,7 +163,7 @@ def test_start_fails_clearly_when_the_factory_raises(manager: ServiceManager) ->
         manager.sync["broken"].anything()
 
 
-def test_registration_options_are_validated_with_key_paths(manager: ServiceManager) -> None:
+def test_registration_options_are_validated_with_key_paths(manager: ServiceRegistry) -> None:
     with pytest.raises(ConfigError, match="services.bad.batch.max_sise: unknown key"):
         manager.register("bad", Recorder, batch={"max_sise": 4})
     with pytest.raises(ConfigError, match="services.vdb.backend: unknown backend 'nope'.*numpy"):
@@ -166,7 +172,7 @@ def test_registration_options_are_validated_with_key_paths(manager: ServiceManag
         manager.register("both", Recorder, kind="vdb", backend="numpy")
 
 
-def test_register_config_takes_a_services_mapping(manager: ServiceManager) -> None:
+def test_register_config_takes_a_services_mapping(manager: ServiceRegistry) -> None:
     manager.register_config(
         {"kv": {"kind": "kv", "backend": "memory"}, "emb": {"kind": "embedding", "backend": "hashing", "options": {"dim": 16}}}
     )
@@ -176,7 +182,7 @@ def test_register_config_takes_a_services_mapping(manager: ServiceManager) -> No
     assert manager.names() == ["kv", "emb"] and "kv" in manager.sync and len(manager.async_) == 2
 
 
-def test_metrics_report_calls_errors_latency_and_replica_load(manager: ServiceManager) -> None:
+def test_metrics_report_calls_errors_latency_and_replica_load(manager: ServiceRegistry) -> None:
     manager.register("greeter", Recorder, replicas=2)
     wait([manager.async_["greeter"].greet("x") for _ in range(10)])
     with pytest.raises(ServiceError):

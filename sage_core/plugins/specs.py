@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from pydantic import BaseModel
+
 from sage_core.plugins.sharding import ShardRule
 
 
@@ -46,6 +48,12 @@ class BackendSpec:
     ``devices`` lists the device families it supports (``"cpu"``, ``"cuda"``); the factory raises
     :class:`BackendUnavailable` when the requested device is absent. ``plugin`` is filled in by the
     plugin manager with the name of the plugin that registered it.
+
+    ``options`` is the backend's options model: a pydantic ``BaseModel`` (``extra="forbid"``, a
+    default and a docstring per field; ``device`` is not among them, it is the service's setting).
+    A config's ``options:`` are validated by it, errors naming the key path, and the factory
+    receives ``model_dump()`` as keyword arguments; ``sage plugins --json`` shows its JSON schema.
+    Without one the options are checked against the factory's keyword parameters.
     """
 
     kind: str
@@ -53,4 +61,13 @@ class BackendSpec:
     factory: Callable[..., Any]
     devices: tuple[str, ...] = ("cpu",)
     description: str = ""
+    options: type[BaseModel] | None = None
     plugin: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.options is not None and not (isinstance(self.options, type) and issubclass(self.options, BaseModel)):
+            msg = (
+                f"backend {self.kind}/{self.name}: options must be a pydantic BaseModel subclass "
+                f"(the backend's options model), not {self.options!r}"
+            )
+            raise TypeError(msg)

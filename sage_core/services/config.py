@@ -5,24 +5,23 @@ Validation runs in two steps, both reporting the exact key path and the valid ch
 1. structure (pydantic): types, ranges, unknown keys
    (``services.vdb.batch.max_sise: unknown key; valid keys: enabled, max_in_flight, max_size, max_wait_ms``);
 2. against the installed plugins (:func:`check_service`): ``kind``, ``backend``, each fallback's
-   backend, the ``options`` the backend's factory accepts, and whether the kind can be sharded.
+   backend, the ``options`` of each (by the backend's options model, or its factory's parameters:
+   :mod:`~sage_core.services.backend_options`), and whether the kind can be sharded.
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib
-import inspect
 import pickle
-import types
-import typing
-from typing import Any, Callable, Literal, Union
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sage_core.plugins.manager import PluginManager
 from sage_core.errors import ConfigError
+from sage_core.services.backend_options import tier_options
 from sage_core.services.devices import check_device
+from sage_core.services.key_paths import describe_errors
 
 
 
@@ -99,7 +98,11 @@ class BackendChoice(BaseModel):
 class FallbackConfig(BackendChoice):
     """One entry of a ``fallback:`` chain: a backend name (same kind) or a factory.
 
-    ``options`` omitted means "the primary's options that this backend's factory accepts".
+    ``options`` given: this backend's own, validated by its options model. Omitted: the options the
+    primary was given, as validated, restricted to the keys this backend takes (its model's fields,
+    or its factory's keyword parameters); the keys it does not take are dropped, and a warning of
+    logger ``sage.services`` names them and the backend when the service is registered.
+    ``options: {}`` inherits nothing.
     """
 
     options: dict[str, Any] | None = None
@@ -116,8 +119,11 @@ class ServiceConfig(BackendChoice):
       process: for backends whose Python work per call would saturate one interpreter, such as
       several vLLM engines' front-ends; calls and results are pickled through a pipe);
     * ``shards``: the data split as the kind's ``sharding`` rules say (``vdb`` and ``kv`` by a stable hash of ids and keys);
+    * ``options``: the backend's options, validated by its options model (``sage plugins --json``
+      shows each backend's schema); the factory receives the validated values;
     * ``fallback``: backends tried in order when the one before raises, times out, failed to start
       (whatever its creation raised), or has ``max_queue_depth`` calls in flight on every replica;
+      each gets its own ``options`` or inherits the primary's that it takes (:class:`FallbackConfig`);
     * ``batch``: overrides ``@batchable`` sizes (``false`` turns batching off);
     * ``timeout_s``: how long one backend may take before the call moves on (``None``: no limit);
     * ``workers``: threads per replica for sync methods (concurrent calls served concurrently);
@@ -192,7 +198,6 @@ def check_service(path: str, config: ServiceConfig, plugins: PluginManager) -> N
             msg = f"{path}.backend: required for kind {config.kind!r}; installed backends: {valid}"
             raise ConfigError(msg)
         _check_backend(f"{path}.backend", config.kind, config.backend, plugins)
-        _check_options(f"{path}.options", config.kind, config.backend, config.options, plugins)
     for position, entry in enumerate(config.fallback):
         where = f"{path}.fallback[{position}]"
         if (entry.backend is None) == (entry.factory is None):
@@ -203,8 +208,7 @@ def check_service(path: str, config: ServiceConfig, plugins: PluginManager) -> N
                 msg = f"{where}: a fallback backend needs the service's kind; set {path}.kind"
                 raise ConfigError(msg)
             _check_backend(f"{where}.backend", config.kind, entry.backend, plugins)
-            if entry.options is not None:
-                _check_options(f"{where}.options", config.kind, entry.backend, entry.options, plugins)
+    tier_options(path, config, plugins)
     for where, choice in [(path, config), *((f"{path}.fallback[{i}]", e) for i, e in enumerate(config.fallback))]:
         _check_isolation(where, choice)
     if config.shards > 1 and not (config.kind in kinds and kinds[config.kind].sharding):
@@ -216,35 +220,6 @@ def check_service(path: str, config: ServiceConfig, plugins: PluginManager) -> N
         raise ConfigError(msg)
 
 
-def accepted_options(factory: Callable[..., Any]) -> set[str] | None:
-    """Keyword options a factory accepts (``device`` excluded); ``None`` when it takes ``**kwargs``."""
-    try:
-        params = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return None
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None
-    return {p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL and p.name != "device"}
-
-
-def describe_errors(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
-    """One line per pydantic error: the full key path, what was wrong, the valid keys or values."""
-    lines = []
-    for error in exc.errors():
-        loc = error["loc"]
-        path = _join(prefix, loc)
-        if error["type"] == "extra_forbidden":
-            valid = _keys_at(model, loc[:-1])
-            close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            lines.append(f"{path}: unknown key{hint}; valid keys: {', '.join(valid)}")
-        elif error["type"] == "value_error":
-            lines.append(f"{path}: {error['ctx']['error']}")
-        else:
-            lines.append(f"{path}: {error['msg']} (got {error.get('input')!r})")
-    return "invalid configuration:\n  " + "\n  ".join(lines)
-
-
 # ---------------------------------------------------------------------- helpers
 
 
@@ -253,18 +228,6 @@ def _check_backend(path: str, kind: str, backend: str, plugins: PluginManager) -
         plugins.backend(kind, backend)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-
-
-def _check_options(path: str, kind: str, backend: str, options: dict[str, Any], plugins: PluginManager) -> None:
-    accepted = accepted_options(plugins.backend(kind, backend).factory)
-    if accepted is None:
-        return
-    for key in options:
-        if key not in accepted:
-            close = difflib.get_close_matches(key, sorted(accepted), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            msg = f"{path}.{key}: not an option of backend {backend!r}{hint}; valid options: {', '.join(sorted(accepted))}"
-            raise ConfigError(msg)
 
 
 def _check_isolation(path: str, choice: BackendChoice) -> None:
@@ -296,39 +259,6 @@ def _import(value: Any) -> Any:
         raise ValueError(msg) from exc
 
 
-def _join(prefix: str, loc: tuple[Any, ...]) -> str:
-    out = prefix
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """The field names of the model found by following ``loc`` through fields, dicts and lists."""
-    current: Any = model
-    for part in loc:
-        current = _unwrap(current)
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(str(part))
-            if field is None:
-                return []
-            current = field.annotation
-        elif typing.get_origin(current) in (dict, list):
-            current = typing.get_args(current)[-1]
-    current = _unwrap(current)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return sorted(current.model_fields)
-    return []
-
-
-def _unwrap(annotation: Any) -> Any:
-    if typing.get_origin(annotation) in (Union, types.UnionType):
-        members = [a for a in typing.get_args(annotation) if a is not type(None)]
-        models = [a for a in members if isinstance(a, type) and issubclass(a, BaseModel)]
-        return models[0] if models else members[0]
-    return annotation
-
-
 __all__ = [
     "BackendChoice",
     "BatchConfig",
@@ -336,7 +266,6 @@ __all__ = [
     "ResourcesConfig",
     "RestartConfig",
     "ServiceConfig",
-    "accepted_options",
     "check_service",
     "describe_errors",
     "parse_service",

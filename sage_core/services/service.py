@@ -21,7 +21,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from sage_core.errors import ServiceClosed, ServiceError, ServiceTimeout
+from sage_core.errors import ConfigError, ServiceClosed, ServiceError, ServiceTimeout
 from sage_core.plugins.manager import PluginManager
 from sage_core.services.tiers import ReplicaFactory, Tier, build_tiers
 from sage_core.services.config import ServiceConfig
@@ -72,7 +72,7 @@ class StartOnce(ABC):
             return None
         try:
             self.ensure_started()
-        except ServiceError as exc:
+        except (ServiceError, ConfigError) as exc:
             return failed(exc)
         return None
 
@@ -81,7 +81,7 @@ class StartOnce(ABC):
             raise ServiceClosed(f"service {self.name!r} is closed", service=self.name)
         if self._state == "failed":
             exc = self._start_error
-            if isinstance(exc, ServiceError):
+            if isinstance(exc, (ServiceError, ConfigError)):  # a factory's ConfigError names the key path: as is
                 raise exc
             msg = f"service {self.name!r} failed to start: {type(exc).__name__}: {exc}"
             raise ServiceError(msg, service=self.name, cause=exc) from exc

@@ -3,8 +3,10 @@
 Whatever a backend's creation raises (``BackendUnavailable``, a ``RuntimeError`` from a library
 finding no GPU, an ``ImportError``, a ``MemoryError``), only that replica is out: routing skips a
 backend until each of its shards has a ready replica, so the next tier (the ``fallback`` list)
-serves. A ``ConfigError`` raised by a factory is a mistake to fix, not a condition to route around:
-it is logged as an error naming the options' key path, while the fallback (if any) serves.
+serves. A ``ConfigError`` (or a pydantic ``ValidationError``) raised by a factory is a mistake to
+fix, not a condition to route around: it is logged as an error naming the options' key path while
+the fallback (if any) serves, and when nothing serves the service fails with a ``ConfigError``
+naming the service and that key path rather than a ``ServiceError``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import logging
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from sage_core.errors import ConfigError, ServiceError
+from sage_core.services.key_paths import describe_errors
 from sage_core.services.tiers import Tier
 
 log = logging.getLogger("sage.services")
@@ -27,7 +32,7 @@ class StartFailure:
     replica: str
     error: BaseException
     config_key: str | None = None
-    """For a factory's ``ConfigError``: where that backend's options are (``services.vdb.options``)."""
+    """For a factory's ``ConfigError`` or ``ValidationError``: where that backend's options are (``services.vdb.options``)."""
 
     @property
     def reason(self) -> str:
@@ -49,7 +54,7 @@ def collect_start_failures(service: str, tiers: list[Tier], futures: list[Future
         error = future.exception() or (replica.error if replica.state in ("unavailable", "failed") else None)
         if error is None:
             continue
-        key = _options_key(service, position) if isinstance(error, ConfigError) else None
+        key = _options_key(service, position) if isinstance(error, (ConfigError, ValidationError)) else None
         failure = StartFailure(group.label, replica.label, error, key)
         level = logging.ERROR if key is not None else logging.WARNING
         log.log(level, "service %r: backend %r, replica %s, failed to start: %s; %s",
@@ -58,14 +63,24 @@ def collect_start_failures(service: str, tiers: list[Tier], futures: list[Future
     return failures
 
 
-def no_backend_error(service: str, failures: list[StartFailure]) -> ServiceError:
-    """The error of a service none of whose backends started: every backend tried and why, the first cause chained."""
+def no_backend_error(service: str, failures: list[StartFailure]) -> ServiceError | ConfigError:
+    """The error of a service none of whose backends started.
+
+    A :class:`ConfigError` naming the service and the key path when a factory found its options
+    wrong (the first such); otherwise a :class:`ServiceError` naming every backend tried and why,
+    the first cause chained.
+    """
+    wrong = next((f for f in failures if f.config_key is not None), None)
+    if wrong is not None:
+        error = wrong.error
+        detail = describe_errors(error, None, wrong.config_key) if isinstance(error, ValidationError) else f"{wrong.config_key}: {error}"
+        return ConfigError(f"service {service!r}: {detail}")
     tried = "; ".join(f"{f.backend} ({f.replica}): {f.reason}" for f in failures) or "none reported an error"
     cause = failures[0].error if failures else None
     msg = f"service {service!r} failed to start: no backend available; tried {tried}"
-    error = ServiceError(msg, service=service, cause=cause)
-    error.__cause__ = cause
-    return error
+    service_error = ServiceError(msg, service=service, cause=cause)
+    service_error.__cause__ = cause
+    return service_error
 
 
 def _outcome(tiers: list[Tier], position: int) -> str:

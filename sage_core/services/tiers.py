@@ -8,8 +8,9 @@ concerns, and merges their answers.
 :func:`build_tiers` makes them from the service's config. Each replica gets a zero-argument
 creator, run later on the replica's own worker thread: a registered backend is created as
 ``factory(device=<resolved device>, **options)``; a plain factory as ``factory(**options)`` (plus
-``device=`` when one was set and the factory takes it). A fallback given by name without
-``options`` inherits the primary's options that its factory accepts. Creators are plain partial
+``device=`` when one was set and the factory takes it), ``options`` as
+:mod:`~sage_core.services.backend_options` validates them (a fallback without its own inherits the
+primary's that it takes, by the rule written there). Creators are plain partial
 functions, so they pickle (by reference) whenever the factory does: a replica with
 ``isolation: process`` runs its creator in a child process. ``make_replica`` lets a runtime host
 replicas elsewhere (the Ray runtime makes each one an actor): it is called as
@@ -21,12 +22,14 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from sage_core.errors import ConfigError
 from sage_core.plugins.manager import PluginManager
-from sage_core.services.config import ResourcesConfig, RestartConfig, ServiceConfig, accepted_options
+from sage_core.services.backend_options import accepted_options, tier_options
+from sage_core.services.config import ResourcesConfig, RestartConfig, ServiceConfig
 from sage_core.services.devices import resolve_device
 from sage_core.services.futures import combine, failed
 from sage_core.services.process_replica import ProcessReplica
@@ -35,6 +38,8 @@ from sage_core.services.shards import Shard
 
 if TYPE_CHECKING:
     from sage_core.plugins.specs import ServiceKind
+
+log = logging.getLogger("sage.services")
 
 
 class Tier:
@@ -126,15 +131,22 @@ ReplicaFactory = Callable[..., Replica]
 def build_tiers(
     name: str, config: ServiceConfig, plugins: PluginManager, job_name: str, make_replica: ReplicaFactory | None = None
 ) -> list[Tier]:
-    """The backend groups of a service: primary first, then each fallback, with their replicas."""
-    entries = [(config.backend, config.factory, config.options, config.device, config.replicas, config.shards, config)]
-    for entry in config.fallback:
-        options = entry.options
-        if options is None:  # inherit the primary's options that this backend accepts
-            factory = entry.factory or plugins.backend(config.kind, entry.backend).factory  # type: ignore[arg-type]
-            accepted = accepted_options(factory)
-            options = {k: v for k, v in config.options.items() if accepted is None or k in accepted}
-        entries.append((entry.backend, entry.factory, options, entry.device, entry.replicas, 1, entry))
+    """The backend groups of a service: primary first, then each fallback, with their replicas.
+
+    Options follow :func:`~sage_core.services.backend_options.tier_options` (validated; a fallback
+    without its own inherits the primary's it takes); the keys a fallback drops are logged here, once.
+    """
+    plans = tier_options(f"services.{name}", config, plugins)
+    entries = [(config.backend, config.factory, plans[0].options, config.device, config.replicas, config.shards, config)]
+    for position, (entry, plan) in enumerate(zip(config.fallback, plans[1:])):
+        if plan.dropped:
+            log.warning(
+                "service %r: fallback[%d] %r does not take option(s) %s of services.%s.options; they are dropped "
+                "(give services.%s.fallback[%d].options to set its own)",
+                name, position, entry.backend or _factory_label(entry.factory, position + 1),
+                ", ".join(plan.dropped), name, name, position,
+            )
+        entries.append((entry.backend, entry.factory, plan.options, entry.device, entry.replicas, 1, entry))
     kind = plugins.kinds().get(config.kind) if config.kind else None
     tiers, labels = [], set()
     for position, (backend, factory, options, device, replicas, shards, choice) in enumerate(entries):

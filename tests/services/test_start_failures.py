@@ -121,11 +121,12 @@ def test_a_factory_config_error_is_logged_as_an_error_with_its_key_path(
 
 
 @pytest.mark.timeout(60)
-def test_a_config_error_with_nothing_else_to_serve_fails_the_service_with_its_message(manager: ServiceRegistry) -> None:
+def test_a_config_error_with_nothing_else_to_serve_fails_the_service_with_it_and_its_key_path(manager: ServiceRegistry) -> None:
     manager.register("bad", BadOptions)
-    with pytest.raises(ServiceError, match=r"unknown metric 'cosin'; valid metrics: cosine, ip, l2 \(fix services\.bad\.options\)") as info:
+    message = r"^service 'bad': services\.bad\.options: faiss vdb options: unknown metric 'cosin'; valid metrics: cosine, ip, l2$"
+    with pytest.raises(ConfigError, match=message) as info:
         manager.sync["bad"].ask(1)
-    assert isinstance(info.value.__cause__, ConfigError)
+    assert not isinstance(info.value, ServiceError)
 
 
 @pytest.mark.timeout(60)

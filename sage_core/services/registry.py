@@ -29,6 +29,7 @@ from sage_core.errors import (
 from sage_core.plugins.manager import PluginManager, get_plugin_manager
 from sage_core.services.config import ServiceConfig, parse_service
 from sage_core.services.deadlines import DeadlineScheduler
+from sage_core.services.dependencies import BackendServices, ServiceDependencies
 from sage_core.services.proxy import ProxyTable
 from sage_core.services.service import Service
 
@@ -55,6 +56,7 @@ class ServiceRegistry:
         self.job_name = job_name
         self._service_factory = service_factory
         self._deadlines = DeadlineScheduler(name=f"sage-{job_name}-deadlines")
+        self._dependencies = ServiceDependencies()
         self._lock = threading.RLock()
         self._started = False
         self._closed = False
@@ -111,7 +113,10 @@ class ServiceRegistry:
             if self._service_factory is not None:
                 self._services[name] = self._service_factory(name, config)
             else:
-                self._services[name] = Service(name, config, self.plugins, job_name=self.job_name, deadlines=self._deadlines)
+                services = BackendServices(name, self._sync, self._kind, self._dependencies)
+                self._services[name] = Service(
+                    name, config, self.plugins, job_name=self.job_name, deadlines=self._deadlines, services=services
+                )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -131,12 +136,15 @@ class ServiceRegistry:
             service.finish_start(futures)
 
     def close(self) -> None:
-        """Finish queued calls, close every backend once, stop every thread. Idempotent."""
+        """Finish queued calls, close every backend once, stop every thread. Idempotent.
+
+        A service whose backends call others closes before them, so its last calls are served.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            services = list(self._services.values())
+            services = [self._services[name] for name in self._dependencies.close_order(list(self._services))]
         for service in services:
             service.close()
         self._deadlines.close()
@@ -172,6 +180,9 @@ class ServiceRegistry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._services
+
+    def _kind(self, name: str) -> str | None:
+        return getattr(self.service(name), "kind", None)
 
     def _missing(self, name: str) -> ServiceError:
         if self._closed:

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, InvalidStateError
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -99,7 +99,9 @@ class Service(StartOnce):
         job_name: str,
         deadlines: DeadlineScheduler,
         make_replica: ReplicaFactory | None = None,
+        services: Mapping[str, Any] | None = None,
     ) -> None:
+        """``services`` is the table a backend factory declaring ``services`` receives (see :mod:`~sage_core.services.dependencies`)."""
         self.name = name
         self.config = config
         self.kind = config.kind
@@ -107,7 +109,7 @@ class Service(StartOnce):
         self.write_methods = frozenset(kind.write_methods) if kind else frozenset()
         self.methods: dict[str, str] = {}
         self._deadlines = deadlines
-        self.tiers = build_tiers(name, config, plugins, job_name, make_replica)
+        self.tiers = build_tiers(name, config, plugins, job_name, make_replica, services)
         copies = sum(len(g.replicas) for g in self.tiers)
         rules = kind.sharding if kind is not None and copies > 1 else {}
         self._key_assigners = {method: rule.assign_keys for method, rule in rules.items() if rule.assign_keys}

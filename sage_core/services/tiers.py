@@ -24,12 +24,13 @@ import functools
 import inspect
 import logging
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from sage_core.errors import ConfigError
 from sage_core.plugins.manager import PluginManager
 from sage_core.services.backend_options import accepted_options, tier_options
 from sage_core.services.config import ResourcesConfig, RestartConfig, ServiceConfig
+from sage_core.services.dependencies import NoServices
 from sage_core.services.devices import resolve_device
 from sage_core.services.futures import combine, failed
 from sage_core.services.process_replica import ProcessReplica
@@ -129,7 +130,12 @@ ReplicaFactory = Callable[..., Replica]
 
 
 def build_tiers(
-    name: str, config: ServiceConfig, plugins: PluginManager, job_name: str, make_replica: ReplicaFactory | None = None
+    name: str,
+    config: ServiceConfig,
+    plugins: PluginManager,
+    job_name: str,
+    make_replica: ReplicaFactory | None = None,
+    services: Mapping[str, Any] | None = None,
 ) -> list[Tier]:
     """The backend groups of a service: primary first, then each fallback, with their replicas.
 
@@ -157,7 +163,9 @@ def build_tiers(
         if label in labels:
             label = f"{label}#{position}"
         labels.add(label)
-        creates = _creators(plugins, config.kind, backend, factory, options, device)
+        where = f"services.{name}" if position == 0 else f"services.{name}.fallback[{position - 1}]"
+        reachable = _reachable(where, choice.isolation if make_replica is None else "ray", services)
+        creates = _creators(plugins, config.kind, backend, factory, options, device, reachable, where)
         sets = []
         for shard in range(shards):
             members = [
@@ -189,12 +197,21 @@ def process_replica(
 
 
 def _creators(
-    plugins: PluginManager, kind: str | None, backend: str | None, factory: Any, options: dict[str, Any], device: str
+    plugins: PluginManager,
+    kind: str | None,
+    backend: str | None,
+    factory: Any,
+    options: dict[str, Any],
+    device: str,
+    services: Mapping[str, Any],
+    where: str,
 ) -> Callable[[int], Callable[[], Any]]:
     """For replica ``i``: a zero-argument callable creating the backend (run where the replica runs)."""
     if backend is not None:
         spec = plugins.backend(kind, backend)  # type: ignore[arg-type]
+        options = _with_services(spec.factory, options, services, where)
         return lambda i: functools.partial(_create_registered, spec.factory, device, spec.devices, i, options)
+    options = _with_services(factory, options, services, where)
     accepted = accepted_options(factory)
     wants_device = (accepted is None or "device" in _parameters(factory)) and device != "auto"
     return lambda i: functools.partial(_create_plain, factory, device if wants_device else None, i, options)
@@ -207,6 +224,28 @@ def _create_registered(factory: Any, device: str, devices: Any, index: int, opti
 def _create_plain(factory: Any, device: str | None, index: int, options: dict[str, Any]) -> Any:
     extra = {} if device is None else {"device": resolve_device(device, ("cpu", "cuda"), index)}
     return factory(**options, **extra)
+
+
+def _reachable(where: str, placement: str, services: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The services a backend placed as ``placement`` can call: ``services``, or a :class:`NoServices` saying why not."""
+    if placement == "process":
+        return NoServices(
+            f"{where}.isolation: a backend in its own process cannot call other services; "
+            f"set {where}.isolation: thread to let it"
+        )
+    if services is None or placement == "ray":
+        return NoServices(f"{where}: a backend that calls other services is not supported on Ray yet; run it locally")
+    return services
+
+
+def _with_services(factory: Any, options: dict[str, Any], services: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``options`` plus ``services=`` when the factory declares that parameter."""
+    if "services" not in _parameters(factory):
+        return options
+    if "services" in options:
+        msg = f"{where}.options.services: reserved, SAGE passes the job's services to a factory that declares it; rename the option"
+        raise ConfigError(msg)
+    return {**options, "services": services}
 
 
 def _parameters(factory: Any) -> set[str]:

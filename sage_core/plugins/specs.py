@@ -54,6 +54,10 @@ class BackendSpec:
     A config's ``options:`` are validated by it, errors naming the key path, and the factory
     receives ``model_dump()`` as keyword arguments; ``sage plugins --json`` shows its JSON schema.
     Without one the options are checked against the factory's keyword parameters.
+
+    A factory that declares a keyword parameter ``services`` also receives the job's services:
+    ``services["kv"]`` is the blocking proxy of the service named ``kv`` (batching, fallback and
+    timeouts apply), ``services.kind("kv")`` its kind; see :mod:`sage_core.services.dependencies`.
     """
 
     kind: str

@@ -68,12 +68,14 @@ def pipeline(
     data: list[dict], *, keyed: bool = False, parallelism: int = 1, monitor: bool = False, runtime: str = "local"
 ) -> int:
     """The same work as a SAGE pipeline; returns how many records reached the sink."""
-    env = RemoteEnvironment("engine-bench") if runtime == "ray" else LocalEnvironment("engine-bench")
+    config = {"monitor": {"enabled": True}} if monitor else None
+    environment = RemoteEnvironment if runtime == "ray" else LocalEnvironment
+    env = environment("engine-bench", config=config)
     stream = env.from_batch(data).map(enrich, parallelism=parallelism)
     if keyed:
         stream = stream.keyby(by_bucket)
     stream.filter(keep_even, parallelism=parallelism).map(finish, parallelism=parallelism).sink(Counter(), name="count")
-    job = env.submit(autostop=True, monitor=monitor)
+    job = env.submit(autostop=True)
     env.close()
     return job.summary()["operators"]["count"]["in"]
 

@@ -1,4 +1,4 @@
-"""The SAGE configuration file: a ``services:`` mapping and a ``job:`` section.
+"""The SAGE configuration file: a ``services:`` mapping, a ``job:`` section, and plugins' sections.
 
 ::
 
@@ -16,21 +16,26 @@
       error_policy: skip      # fail | skip | dead_letter
       queue_size: 64          # batches buffered per channel
       batch_size: 256         # records per transported batch
+    monitor:                  # a plugin's section (hook sage_config_sections), validated by its model
+      enabled: true
 
 :func:`load_config` reads a YAML file or a dict. Every error names the key path and the valid
-choices (for ``kind``/``backend``, the ones installed), as a :class:`sage_core.ConfigError`.
+choices (for ``kind``/``backend``, the ones installed; for a top-level key, the core's sections and
+those that installed plugins offer), as a :class:`sage_core.ConfigError`. A plugin reads its own
+section with :meth:`SageConfig.section`.
 """
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from sage_core.errors import ConfigError
-from sage_core.plugins.manager import PluginManager, get_plugin_manager
+from sage_core.plugins.manager import CORE_SECTIONS, ConfigSection, PluginManager, get_plugin_manager
 from sage_core.services.config import ServiceConfig, check_service, describe_errors
 
 
@@ -46,16 +51,26 @@ class JobConfig(BaseModel):
     """Records per transported batch."""
     max_dead_letters: int = Field(10_000, ge=0)
     """Dead letters kept in memory for ``job.dead_letters()`` (the newest; the dead-letter sink sees every one)."""
-    monitor: bool = False
 
 
 class SageConfig(BaseModel):
-    """A whole configuration: services by name and the job section."""
+    """A whole configuration: services by name, the job section, and the sections plugins offer."""
 
     model_config = ConfigDict(extra="forbid")
 
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     job: JobConfig = Field(default_factory=JobConfig)
+    _sections: dict[str, BaseModel] = PrivateAttr(default_factory=dict)
+
+    def section(self, name: str) -> BaseModel:
+        """The plugin section ``name`` as its plugin's model: validated from the config, else the model's defaults.
+
+        The same object on every call, so ``env.config.section("monitor").enabled = True`` sticks.
+        A name no loaded plugin offers is a :class:`ConfigError` listing the sections there are.
+        """
+        if name not in self._sections:
+            self._sections[name] = _offered(name, get_plugin_manager()).model()
+        return self._sections[name]
 
 
 def load_config(
@@ -64,6 +79,7 @@ def load_config(
     """A validated :class:`SageConfig` from a YAML file path, a dict, or ``None`` (all defaults)."""
     if isinstance(source, SageConfig):
         return source
+    plugins = plugin_manager or get_plugin_manager()
     if source is None:
         data: Any = {}
     elif isinstance(source, (str, Path)):
@@ -73,14 +89,38 @@ def load_config(
     else:
         msg = f"config must be a YAML file path, a dict or None, got {type(source).__name__}"
         raise ConfigError(msg)
+    sections = {name: _section(name, data.pop(name), plugins) for name in list(data) if name not in CORE_SECTIONS}
     try:
         config = SageConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(describe_errors(exc, SageConfig)) from None
-    plugins = plugin_manager or get_plugin_manager()
     for name, service in config.services.items():
         check_service(f"services.{name}", service, plugins)
+    config._sections.update(sections)
     return config
+
+
+def _section(name: str, value: Any, plugins: PluginManager) -> BaseModel:
+    """The plugin section ``name`` validated by the model its plugin registered."""
+    model = _offered(name, plugins).model
+    try:
+        return model.model_validate(value if value is not None else {})
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc, model, prefix=name)) from None
+
+
+def _offered(name: str, plugins: PluginManager) -> ConfigSection:
+    """The section ``name`` some loaded plugin offers; else a :class:`ConfigError` saying why there is none."""
+    offered = plugins.config_sections()
+    if name in offered:
+        return offered[name]
+    valid = ", ".join([*CORE_SECTIONS, *(f"{s} (from plugin {offered[s].plugin})" for s in sorted(offered))])
+    reason = plugins.why_not_loaded(name)
+    if reason is not None:
+        raise ConfigError(f"{name}: no loaded plugin offers this config section; {reason}; valid keys: {valid}")
+    close = difflib.get_close_matches(name, [*CORE_SECTIONS, *offered], n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(f"{name}: unknown key{hint}; valid keys: {valid}; a plugin's section needs that plugin installed")
 
 
 def _read_yaml(path: Path) -> Any:

@@ -20,7 +20,7 @@ from sage_core.compiler.logical import LogicalGraph, OperatorSpec, OpKind
 from sage_core.compiler.physical import PhysicalGraph, compile_graph
 from sage_core.config import SageConfig, load_config
 from sage_core.plugins.manager import get_plugin_manager
-from sage_core.runtime.errors import ErrorPolicy
+from sage_core.runtime.errors import ErrorPolicy, RecordWatcher
 from sage_core.runtime.job import JobHandle, Runtime
 from sage_core.runtime.records import DeadLetter
 from sage_core.services.registry import ServiceRegistry
@@ -38,7 +38,9 @@ class BaseEnvironment:
     """Builds a logical pipeline and runs it on a runtime chosen by the subclass.
 
     ``config`` is a :class:`SageConfig`, a dict, or a YAML file path with ``services:`` and ``job:``
-    sections (``job.error_policy``: fail, skip or dead_letter; ``job.batch_size``; ``job.queue_size``).
+    sections (``job.error_policy``: fail, skip or dead_letter; ``job.batch_size``; ``job.queue_size``)
+    and any section an installed plugin offers (``monitor: {enabled: true}``). Jobs carry it as
+    ``job.config``; plugins read their section with ``config.section(name)``.
     """
 
     def __init__(self, name: str, config: SageConfig | Mapping[str, Any] | str | Path | None = None) -> None:
@@ -52,6 +54,7 @@ class BaseEnvironment:
         self.collectors: list[Collected] = []
         """Collected streams of the next submit (``stream.collect()``)."""
         self._dead_letter_sink: Callable[[DeadLetter], None] | None = None
+        self._record_watcher: RecordWatcher | None = None
         _OPEN.add(self)
 
     # ------------------------------------------------------------------ sources
@@ -104,15 +107,18 @@ class BaseEnvironment:
         """The sink set by :meth:`set_dead_letter_sink`, if any (to chain another in front of it)."""
         return self._dead_letter_sink
 
+    def set_record_watcher(self, watcher: RecordWatcher | None) -> None:
+        """Tell ``watcher`` of every record the next jobs drop or fail (serving answers the request with it)."""
+        self._record_watcher = watcher
+
     def compile(self) -> PhysicalGraph:
         """Validate the pipeline and build its physical graph."""
         return compile_graph(self.logical)
 
-    def submit(self, autostop: bool = True, *, monitor: bool | None = None) -> JobHandle:
+    def submit(self, autostop: bool = True) -> JobHandle:
         """Start the job. With ``autostop`` wait until every source is exhausted and the job drains.
 
-        Without it, return at once; stop an unbounded job with ``job.stop()``. ``monitor=True`` asks
-        an installed monitor plugin to serve its dashboard for this job.
+        Without it, return at once; stop an unbounded job with ``job.stop()``.
 
         Each submit runs the streams built since the previous submit, never earlier ones again;
         the environment's services stay up, shared by its jobs, until :meth:`close`.
@@ -122,13 +128,13 @@ class BaseEnvironment:
         graph = self.compile()
         self.logical = LogicalGraph()
         self.services.start()
-        errors = ErrorPolicy(self.config.job.error_policy, self._dead_letter_sink, self.config.job.max_dead_letters)
+        job = self.config.job
+        errors = ErrorPolicy(job.error_policy, self._dead_letter_sink, job.max_dead_letters, self._record_watcher)
         runtime = self._make_runtime(graph, errors)
-        job = JobHandle(self.name, graph, runtime, errors, self.services)
+        job = JobHandle(self.name, graph, runtime, errors, self.services, self.config)
         job.collectors, self.collectors = self.collectors, []
         for collected in job.collectors:
             collected.job = job
-        job.monitor = self.config.job.monitor if monitor is None else monitor  # type: ignore[attr-defined]
         hooks = get_plugin_manager().pm.hook
         job.on_finished(lambda j: _call_hook(hooks.sage_job_finished, job=j, summary=j.summary()))
         self.jobs.append(job)

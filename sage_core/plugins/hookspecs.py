@@ -13,6 +13,7 @@ import pluggy
 
 if TYPE_CHECKING:
     import click
+    from pydantic import BaseModel
 
     from sage_core.plugins.specs import BackendSpec, ServiceKind
 
@@ -49,6 +50,22 @@ def sage_metrics_collectors(register: Callable[[Any], None]) -> None:
 
     Called once when plugins load. Call ``register(collector)`` with an object that has a
     ``name`` attribute and a ``collect() -> dict`` method; monitors poll every registered collector.
+    """
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@hookspec
+def sage_config_sections(register: Callable[[str, type["BaseModel"]], None]) -> None:
+    """Offer top-level sections of the SAGE config, each validated by the plugin's pydantic model.
+
+    Called once when plugins load. ``register("monitor", MonitorSettings)`` lets a config hold
+    ``monitor: {enabled: true}``; :func:`sage_core.load_config` validates it with the model (errors
+    name the key path), and the plugin reads it back as ``job.config.section("monitor")`` (the
+    model's defaults when the config omits the section). ``job`` and ``services`` are the core's.
+    Name the section after the plugin's entry point: a config naming the section of a plugin that is
+    installed but not loaded (or broken) is then told so.
     """
 
 

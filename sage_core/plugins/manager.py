@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 from typing import Any, Callable
 
 import pluggy
+from pydantic import BaseModel
 
 from sage_core.errors import ConfigError
 from sage_core.plugins import hookspecs
@@ -39,6 +40,19 @@ class PluginInfo:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class ConfigSection:
+    """A top-level config section a plugin offers: its name, its pydantic model, and the plugin."""
+
+    name: str
+    model: type[BaseModel]
+    plugin: str
+
+
+CORE_SECTIONS: tuple[str, ...] = ("job", "services")
+"""Top-level config sections of the core; no plugin may register these names."""
+
+
 class PluginManager:
     """The project's pluggy manager plus what plugins registered through it."""
 
@@ -49,6 +63,9 @@ class PluginManager:
         self._kinds: dict[str, ServiceKind] = {}
         self._backends: dict[tuple[str, str], BackendSpec] = {}
         self._collectors: list[Any] = []
+        self._sections: dict[str, ConfigSection] = {}
+        self._not_loaded: dict[str, str] = {}
+        """Installed entry-point plugins that ``SAGE_LOAD_PLUGINS`` leaves out, by name: their distribution."""
         self._collected = False
         self._lock = threading.Lock()
         for module_name in DEFAULT_PLUGINS:
@@ -63,6 +80,7 @@ class PluginManager:
         allowed = None if allow is None else {n.strip() for n in allow.split(",") if n.strip()}
         for ep in entry_points(group="sage"):
             if allowed is not None and ep.name not in allowed:
+                self._not_loaded[ep.name] = ep.dist.name if ep.dist is not None else ep.value
                 continue
             version = ep.dist.version if ep.dist is not None else "unknown"
             self._load(ep.name, ep.load, version, False)
@@ -137,20 +155,35 @@ class PluginManager:
         self._collect()
         return list(self._collectors)
 
+    def config_sections(self) -> dict[str, ConfigSection]:
+        """Top-level config sections that plugins registered, by name."""
+        self._collect()
+        return dict(self._sections)
+
+    def why_not_loaded(self, name: str) -> str | None:
+        """Why the plugin ``name`` offers nothing: it failed to load, or ``SAGE_LOAD_PLUGINS`` leaves it out."""
+        info = self._infos.get(name)
+        if info is not None and info.error is not None:
+            return f"plugin {name!r} failed to load: {info.error}"
+        if name in self._not_loaded:
+            return f"plugin {name!r} ({self._not_loaded[name]}) is installed but SAGE_LOAD_PLUGINS leaves it out"
+        return None
+
     def _collect(self) -> None:
         with self._lock:
             if self._collected:
                 return
-            self._kinds, self._backends, self._collectors = {}, {}, []
+            self._kinds, self._backends, self._collectors, self._sections = {}, {}, [], {}
             self._call_each("sage_services", self._add_kind)
             self._call_each("sage_backends", self._add_backend)
             self._call_each("sage_metrics_collectors", lambda plugin, c: self._collectors.append(c))
+            self._call_each("sage_config_sections", self._add_section)
             self._collected = True
 
-    def _call_each(self, hook_name: str, add: Callable[[str, Any], None]) -> None:
+    def _call_each(self, hook_name: str, add: Callable[..., None]) -> None:
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
             try:
-                impl.function(register=lambda item, p=impl.plugin_name: add(p, item))
+                impl.function(register=lambda *item, p=impl.plugin_name: add(p, *item))
             except Exception as exc:
                 info = self._infos.get(impl.plugin_name)
                 if info is not None:
@@ -168,6 +201,16 @@ class PluginManager:
             raise ConfigError(f"backend {spec.name!r} of kind {spec.kind!r} offered by both {other} and {plugin}")
         object.__setattr__(spec, "plugin", plugin)
         self._backends[key] = spec
+
+    def _add_section(self, plugin: str, name: str, model: type[BaseModel]) -> None:
+        if name in CORE_SECTIONS:
+            raise ConfigError(f"config section {name!r} is the core's; choose another name")
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise ConfigError(f"config section {name!r}: the model must be a pydantic BaseModel class, got {model!r}")
+        if name in self._sections:
+            other = self._sections[name].plugin
+            raise ConfigError(f"config section {name!r} offered by both {other} and {plugin}")
+        self._sections[name] = ConfigSection(name, model, plugin)
 
 
 _default: PluginManager | None = None

@@ -24,6 +24,7 @@ from sage_core.runtime.signals import terminate_as_interrupt
 
 if TYPE_CHECKING:
     from sage_core.compiler.physical import PhysicalGraph
+    from sage_core.config import SageConfig
 
 __all__ = ["CANCEL_JOIN_S", "STOP_TIMEOUT_S", "JobFailed", "JobHandle", "Runtime"]
 
@@ -70,12 +71,16 @@ class Runtime(Protocol):
 class JobHandle:
     """A submitted job. ``status`` is one of running, finished, stopped, cancelled, failed."""
 
-    def __init__(self, name: str, graph: "PhysicalGraph", runtime: Runtime, errors: ErrorPolicy, services: Any) -> None:
+    def __init__(
+        self, name: str, graph: "PhysicalGraph", runtime: Runtime, errors: ErrorPolicy, services: Any, config: "SageConfig"
+    ) -> None:
         self.name = name
         self.graph = graph
         self.runtime = runtime
         self.errors = errors
         self.services = services
+        self.config = config
+        """The environment's configuration; a plugin reads its own section with ``job.config.section(name)``."""
         self.started_at = time.time()
         self.ended_at: float | None = None
         self._stopped = False

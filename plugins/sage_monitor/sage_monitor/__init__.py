@@ -1,7 +1,8 @@
 """SAGE monitor: GPU and pipeline metrics, a Prometheus endpoint, a live web dashboard, ``sage top``.
 
-``env.submit(monitor=True)`` serves the dashboard for that job; ``sage monitor FILE.py`` runs a
-pipeline file with it; ``sage top`` shows the same figures in the terminal. Names load lazily so that
+A config with ``monitor: {enabled: true}`` (``LocalEnvironment(name, config={"monitor": {"enabled":
+True}})``) serves the dashboard while that environment's jobs run; ``sage monitor FILE.py`` runs a
+pipeline file with it, watching every job; ``sage top`` shows the same figures in the terminal. Names load lazily so that
 ``import sage_monitor.gpu`` needs nothing but ``pynvml``.
 """
 
@@ -17,6 +18,7 @@ _EXPORTS = {
     "MonitorHub": "sage_monitor.hub",
     "MonitorServer": "sage_monitor.server",
     "MonitorSession": "sage_monitor.session",
+    "MonitorSettings": "sage_monitor.settings",
     "SESSION": "sage_monitor.session",
     "SnapshotCollector": "sage_monitor.prometheus",
 }

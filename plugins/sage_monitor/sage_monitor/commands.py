@@ -13,7 +13,8 @@ from rich.console import Console
 
 from sage_monitor.hub import MonitorHub
 from sage_monitor.server import MonitorServer
-from sage_monitor.session import DEFAULT_PORT, SESSION
+from sage_monitor.session import SESSION
+from sage_monitor.settings import DEFAULT_PORT
 from sage_monitor.top import TopDisplay, fetch, render
 
 __all__ = ["monitor", "top"]
@@ -39,7 +40,7 @@ __all__ = ["monitor", "top"]
 def monitor(path: str | None, host: str, port: int, linger: float | None, duration: float | None) -> None:
     """Run a pipeline file with the live dashboard: graph, throughput, services, GPUs.
 
-    Every job the file submits is watched, ``monitor=True`` or not. Without PATH a built-in demo job
+    Every job the file submits is watched, whatever its ``monitor:`` config says. Without PATH a built-in demo job
     (an unbounded source, an embedding service, a vector search) runs until Ctrl-C or --duration.
     The dashboard is at http://HOST:PORT/, Prometheus figures at /metrics, JSON at /api/metrics.
     """

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from typing import Any
+from typing import Any, Mapping
 
 from sage_core import LocalEnvironment, MapFunction, SinkFunction, SourceFunction
 
@@ -77,9 +77,12 @@ class CountAnswers(SinkFunction):
         CountAnswers.count += 1
 
 
-def build_demo(rate: float = 400.0) -> LocalEnvironment:
-    """The demo environment with its services registered and documents loaded (not yet submitted)."""
-    env = LocalEnvironment("sage-monitor-demo")
+def build_demo(rate: float = 400.0, config: Mapping[str, Any] | None = None) -> LocalEnvironment:
+    """The demo environment with its services registered and documents loaded (not yet submitted).
+
+    ``config`` is the environment's (``{"monitor": {"enabled": True}}`` serves the dashboard).
+    """
+    env = LocalEnvironment("sage-monitor-demo", config=config)
     env.register_service("embedder", kind="embedding", backend="hashing", options={"dim": DIM}, device="cpu")
     env.register_service(
         "docs",
@@ -105,10 +108,10 @@ def build_demo(rate: float = 400.0) -> LocalEnvironment:
 
 
 def run_demo(duration_s: float | None = None, rate: float = 400.0) -> None:
-    """Run the demo job until ``duration_s`` passes (``None``: until Ctrl-C)."""
+    """Run the demo job until ``duration_s`` passes (``None``: until Ctrl-C); ``sage monitor`` watches it."""
     env = build_demo(rate)
     try:
-        job = env.submit(autostop=False, monitor=True)
+        job = env.submit(autostop=False)
         try:
             threading.Event().wait(duration_s)
         finally:

@@ -1,4 +1,4 @@
-"""The ``monitor`` plugin's hooks: the GPU collector, the CLI commands, and the job lifecycle.
+"""The ``monitor`` plugin's hooks: its config section, the GPU collector, the CLI commands, the job lifecycle.
 
 Registered through the ``sage`` entry point group (``monitor = "sage_monitor.plugin"``). The job hooks
 run once per job, never per record: figures are read only when the dashboard, ``/metrics`` or
@@ -12,12 +12,19 @@ from typing import TYPE_CHECKING, Any, Callable
 from sage_core.plugin import hookimpl
 
 from sage_monitor.gpu import GpuCollector
+from sage_monitor.settings import MonitorSettings
 
 if TYPE_CHECKING:
     import click
 
 GPU_COLLECTOR = GpuCollector()
 """The process's GPU collector (NVML is initialised on its first ``collect()``)."""
+
+
+@hookimpl
+def sage_config_sections(register: Callable[[str, type[MonitorSettings]], None]) -> None:
+    """Offer the ``monitor:`` config section (``enabled``, ``host``, ``port``)."""
+    register("monitor", MonitorSettings)
 
 
 @hookimpl
@@ -37,7 +44,7 @@ def sage_register_commands(cli: "click.Group") -> None:
 
 @hookimpl
 def sage_job_started(job: Any) -> None:
-    """Serve the dashboard for a ``monitor=True`` job (or any job while ``sage monitor`` runs)."""
+    """Serve the dashboard for a job whose config says ``monitor: {enabled: true}`` (any job under ``sage monitor``)."""
     from sage_monitor.session import SESSION
 
     SESSION.job_started(job)

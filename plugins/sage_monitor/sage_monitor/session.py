@@ -1,9 +1,9 @@
-"""What the job lifecycle hooks do: serve a dashboard for ``monitor=True`` jobs, for as long as they run.
+"""What the job lifecycle hooks do: serve a dashboard for monitored jobs, for as long as they run.
 
-The process has one :data:`SESSION`. The first monitored job starts a hub and a server
-(``SAGE_MONITOR_HOST``, default 127.0.0.1; ``SAGE_MONITOR_PORT``, default 8765, 0 for a free port; a
-busy port falls back to a free one) and logs the URL. Every later monitored job joins the same
-dashboard. When the last one finishes its final figures are frozen and the server stops, so no
+A job is monitored when its config's ``monitor:`` section (:class:`MonitorSettings`) says
+``enabled: true``. The process has one :data:`SESSION`. The first monitored job starts a hub and a
+server at its section's ``host`` and ``port`` (a busy port falls back to a free one) and logs the URL.
+Every later monitored job joins the same dashboard. When the last one finishes its final figures are frozen and the server stops, so no
 ``sage-monitor-*`` thread outlives the jobs. ``sage monitor`` and ``sage top`` instead lend the session
 a hub (and server) of their own with :meth:`MonitorSession.attached`: every job of the pipeline file
 is watched, and the command decides when serving ends.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import sys
 import threading
 from contextlib import contextmanager
@@ -21,12 +20,11 @@ from typing import Any, Iterator
 
 from sage_monitor.hub import MonitorHub
 from sage_monitor.server import MonitorServer
+from sage_monitor.settings import MonitorSettings
 
 log = logging.getLogger("sage.monitor")
 
-__all__ = ["DEFAULT_PORT", "SESSION", "MonitorSession", "announce"]
-
-DEFAULT_PORT = 8765
+__all__ = ["SESSION", "MonitorSession", "announce"]
 
 
 class MonitorSession:
@@ -45,13 +43,14 @@ class MonitorSession:
         self._running: set[int] = set()
 
     def job_started(self, job: Any) -> None:
-        """Watch ``job`` if it asked for monitoring (or a monitor command is attached)."""
+        """Watch ``job`` if its config enables the monitor (or a monitor command is attached)."""
+        settings: MonitorSettings = job.config.section("monitor")
         with self._lock:
-            if not (self._watch_all or getattr(job, "monitor", False)):
+            if not (self._watch_all or settings.enabled):
                 return
             if self.hub is None:
                 hub = MonitorHub()
-                self.hub, self.server, self._owned = hub, _start_server(hub), True
+                self.hub, self.server, self._owned = hub, _start_server(hub, settings), True
             self._running.add(id(job))
             hub, server = self.hub, self.server
         hub.watch(job)
@@ -107,19 +106,12 @@ def announce(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def _start_server(hub: MonitorHub) -> MonitorServer:
-    host = os.environ.get("SAGE_MONITOR_HOST", "127.0.0.1")
-    raw_port = os.environ.get("SAGE_MONITOR_PORT", str(DEFAULT_PORT))
+def _start_server(hub: MonitorHub, settings: MonitorSettings) -> MonitorServer:
     try:
-        port = int(raw_port)
-    except ValueError:
-        msg = f"SAGE_MONITOR_PORT={raw_port!r} is not a port number; set it to an integer (0: any free port)"
-        raise ValueError(msg) from None
-    try:
-        server = MonitorServer(hub, host, port)
+        server = MonitorServer(hub, settings.host, settings.port)
     except OSError as exc:
-        if exc.errno != errno.EADDRINUSE or port == 0:
+        if exc.errno != errno.EADDRINUSE or settings.port == 0:
             raise
-        log.info("port %s is in use; the monitor takes a free port instead (set SAGE_MONITOR_PORT)", port)
-        server = MonitorServer(hub, host, 0)
+        log.info("port %s is in use; the monitor takes a free port instead (set monitor.port)", settings.port)
+        server = MonitorServer(hub, settings.host, 0)
     return server.start()

@@ -48,7 +48,10 @@ def fetch(url: str, timeout: float = 5.0) -> dict[str, Any]:
         with urllib.request.urlopen(address, timeout=timeout) as response:
             return dict(json.load(response))
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        msg = f"cannot read {address}: {exc}; is a dashboard running there (sage monitor, or env.submit(monitor=True))?"
+        msg = (
+            f"cannot read {address}: {exc}; is a dashboard running there "
+            "(sage monitor, or a job whose config says monitor: {enabled: true})?"
+        )
         raise ConnectionError(msg) from exc
 
 

@@ -20,10 +20,19 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # process replicas import monitor_backends by module name
 
 
+MONITORED = {"monitor": {"enabled": True, "port": 0}}
+"""The config section that serves the dashboard, on a free port (the machine is shared)."""
+
+
+@pytest.fixture
+def monitored() -> dict[str, Any]:
+    """A config that serves the dashboard while the environment's jobs run, on a free port."""
+    return {"monitor": dict(MONITORED["monitor"])}
+
+
 @pytest.fixture(autouse=True)
-def any_free_port(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Monitored jobs take a free port (the machine is shared); no session server outlives a test."""
-    monkeypatch.setenv("SAGE_MONITOR_PORT", "0")
+def session_closed() -> Iterator[None]:
+    """No session server outlives a test."""
     yield
     from sage_monitor.session import SESSION
 
@@ -34,20 +43,20 @@ def any_free_port(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def no_sage_threads() -> Iterator[None]:
     """Fail if the test leaves a new thread whose name starts with ``sage-`` (as the core tests do).
 
-    Threads already running before the test (another plugin's session-scoped services) do not count.
+    Threads already running before the test (another plugin's session-scoped services) do not count;
+    new ones get 2 s to end (a request thread may be sending its last bytes).
     """
     before = set(_sage_threads())
     yield
     deadline = time.monotonic() + 2.0
-    leftover = sorted(set(_sage_threads()) - before)
-    while leftover and time.monotonic() < deadline:  # a request thread may be sending its last bytes
-        time.sleep(0.02)
-        leftover = sorted(set(_sage_threads()) - before)
+    for thread in set(_sage_threads()) - before:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    leftover = sorted(t.name for t in set(_sage_threads()) - before)
     assert not leftover, f"threads left behind: {leftover}"
 
 
-def _sage_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("sage-") and t.is_alive()]
+def _sage_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("sage-") and t.is_alive()]
 
 
 @pytest.fixture
@@ -72,6 +81,7 @@ def start_job() -> Iterator[Callable[..., Any]]:
     """``start_job(rate=, map_fn=, parallelism=, config=, monitor=)`` submits an unbounded job.
 
     numbers (paced source) -> double (map_fn) -> quarter (filter) -> drop (sink); stopped after the test.
+    ``monitor=True`` adds the config section that serves the dashboard (on a free port).
     """
     from sage_core import LocalEnvironment
 
@@ -85,12 +95,12 @@ def start_job() -> Iterator[Callable[..., Any]]:
         monitor: bool = False,
         name: str = "monitored",
     ) -> Any:
-        env = LocalEnvironment(name, config=config)
+        env = LocalEnvironment(name, config={**(config or {}), **(MONITORED if monitor else {})})
         envs.append(env)
         stream = env.from_source(paced_counter()(rate), name="numbers")
         stream = stream.map(map_fn or (lambda n: n * 2), parallelism=parallelism, name="double")
         stream.filter(lambda n: n % 4 == 0, parallelism=parallelism, name="quarter").sink(lambda n: None, name="drop")
-        return env.submit(autostop=False, monitor=monitor)
+        return env.submit(autostop=False)
 
     yield start
     for env in envs:

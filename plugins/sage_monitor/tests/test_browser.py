@@ -36,12 +36,12 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def demo_job() -> Iterator[Any]:
-    """The demo retrieval job (services, replicas, fallback), running with ``monitor=True``."""
+def demo_job(monitored: dict[str, Any]) -> Iterator[Any]:
+    """The demo retrieval job (services, replicas, fallback), its config serving the dashboard."""
     from sage_monitor.demo import build_demo
 
-    env = build_demo(rate=300.0)
-    job = env.submit(autostop=False, monitor=True)
+    env = build_demo(rate=300.0, config=monitored)
+    job = env.submit(autostop=False)
     yield job
     job.stop()
     env.close()

@@ -6,14 +6,14 @@ import json
 import logging
 import re
 import socket
-import time
+import threading
 import urllib.error
 import urllib.request
 from typing import Any, Callable
 
 import pytest
 
-from sage_core import LocalEnvironment
+from sage_core import ConfigError, LocalEnvironment
 from sage_core.plugin import get_plugin_manager
 from sage_monitor.hub import MonitorHub
 from sage_monitor.server import MonitorServer
@@ -94,15 +94,22 @@ def test_the_plugin_registers_the_gpu_collector() -> None:
     assert "gpu" in {collector.name for collector in manager.collectors()}
     (info,) = [info for info in manager.plugins() if info.name == "monitor"]
     assert info.error is None
-    assert {"sage_job_started", "sage_job_finished", "sage_metrics_collectors", "sage_register_commands"} <= set(
-        info.hooks
-    )
+    hooks = {"sage_config_sections", "sage_job_started", "sage_job_finished", "sage_metrics_collectors"}
+    assert hooks | {"sage_register_commands"} <= set(info.hooks)
 
 
-# --------------------------------------------------------------------------- env.submit(monitor=True)
+# --------------------------------------------------------------------------- the monitor: config section
 
 
-def test_submit_with_monitor_serves_the_job_then_stops_with_it(
+def test_the_monitor_section_is_validated_by_the_plugins_model() -> None:
+    typo = r"monitor\.prot: unknown key \(did you mean 'port'\?\); valid keys: enabled, host, port"
+    with pytest.raises(ConfigError, match=typo):
+        LocalEnvironment("typo", config={"monitor": {"enabled": True, "prot": 0}})
+    with pytest.raises(ConfigError, match=r"monitor\.port: Input should be less than or equal to 65535"):
+        LocalEnvironment("range", config={"monitor": {"port": 70000}})
+
+
+def test_a_job_whose_config_enables_the_monitor_is_served_until_it_stops(
     no_sage_threads: None,
     start_job: Callable[..., Any],
     capsys: pytest.CaptureFixture[str],
@@ -110,6 +117,7 @@ def test_submit_with_monitor_serves_the_job_then_stops_with_it(
 ) -> None:
     caplog.set_level(logging.INFO, logger="sage.monitor")
     job = start_job(rate=500.0, monitor=True)
+    assert job.config.section("monitor").enabled
     server = SESSION.server
     assert server is not None and server.alive
     announced = capsys.readouterr().err + caplog.text
@@ -126,13 +134,13 @@ def test_jobs_without_monitor_start_no_server(start_job: Callable[..., Any]) -> 
 
 
 def test_a_finished_jobs_final_figures_stay_while_another_monitored_job_runs(
-    no_sage_threads: None, start_job: Callable[..., Any]
+    no_sage_threads: None, start_job: Callable[..., Any], monitored: dict[str, Any]
 ) -> None:
-    env = LocalEnvironment("short")
+    env = LocalEnvironment("short", config=monitored)
     env.from_batch(range(500)).map(lambda n: n).sink(lambda n: None)
     long_job = start_job(rate=200.0, monitor=True)
     server = SESSION.server
-    env.submit(autostop=True, monitor=True)
+    env.submit(autostop=True)
     env.close()
     assert SESSION.server is server and server.alive, "the long job still runs: the dashboard stays"
     jobs = {j["job"]: j for j in json.loads(get(server.url + "api/metrics")[2])["jobs"]}
@@ -144,20 +152,27 @@ def test_a_finished_jobs_final_figures_stay_while_another_monitored_job_runs(
 
 
 def test_polling_a_job_that_ended_unwaited_leaves_its_finish_to_the_owner(
-    no_sage_threads: None, wait_for: Callable[..., Any]
+    no_sage_threads: None, wait_for: Callable[..., Any], monitored: dict[str, Any]
 ) -> None:
-    def slow(n: int) -> int:
-        time.sleep(0.01)
+    release = threading.Event()
+
+    def held(n: int) -> int:
+        release.wait(30)
         return n
 
-    env = LocalEnvironment("unwaited")
-    env.from_batch(range(60)).map(slow, name="slow").sink(lambda n: None, name="drop")
-    job = env.submit(autostop=False, monitor=True)
+    env = LocalEnvironment("unwaited", config=monitored)
+    env.from_batch(range(60)).map(held, name="held").sink(lambda n: None, name="drop")
+    job = env.submit(autostop=False)
     server = SESSION.server
     assert json.loads(get(server.url + "api/metrics")[2])["jobs"][0]["status"] == "running"
-    wait_for(lambda: job.runtime.join(0), timeout=20)  # the tasks ended; nobody has asked the job yet
-    time.sleep(0.3)  # past the collector's minimum interval
-    (polled,) = json.loads(get(server.url + "api/metrics")[2])["jobs"]
+    release.set()
+    assert job.runtime.join(20), "the tasks end; nobody has asked the job yet"
+
+    def ended() -> dict[str, Any] | None:
+        (polled,) = json.loads(get(server.url + "api/metrics")[2])["jobs"]
+        return polled if polled["status"] != "running" else None
+
+    polled = wait_for(ended)
     assert polled["status"] == "finishing", "the poller must not run the job-finished hooks itself"
     assert server.alive
     assert job.wait(10) == "finished"

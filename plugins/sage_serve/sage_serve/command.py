@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from sage_core.errors import ConfigError
+
 __all__ = ["serve"]
 
 
@@ -45,7 +47,11 @@ def serve(path: str, host: str, port: int, api_key: str | None, timeout_s: float
         sock.close()
         raise click.ClickException(str(exc)) from None
     if monitor:
-        env.config.job.monitor = True
+        try:
+            env.config.section("monitor").enabled = True
+        except ConfigError as exc:
+            sock.close()
+            raise click.ClickException(f"--monitor needs sage-monitor installed: {exc}") from None
     served = ServedEnvironment(env, plan, drain_s=drain_s, timeout_s=timeout_s)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host

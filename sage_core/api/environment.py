@@ -128,8 +128,8 @@ class BaseEnvironment:
         graph = self.compile()
         self.logical = LogicalGraph()
         self.services.start()
-        job = self.config.job
-        errors = ErrorPolicy(job.error_policy, self._dead_letter_sink, job.max_dead_letters, self._record_watcher)
+        settings = self.config.job
+        errors = ErrorPolicy(settings.error_policy, self._dead_letter_sink, settings.max_dead_letters, self._record_watcher)
         runtime = self._make_runtime(graph, errors)
         job = JobHandle(self.name, graph, runtime, errors, self.services, self.config)
         job.collectors, self.collectors = self.collectors, []

@@ -89,6 +89,15 @@ class OperatorRunner:
         self.stats.failed += 1
         self.errors.handle(self.spec, record, exc)
 
+    def filtered(self, count: int, batch: list, results: list) -> None:
+        """Count ``count`` records of ``batch`` whose result is empty (false, not failed) as filtered.
+
+        When the job has a record watcher, it is told which records they are.
+        """
+        self.stats.filtered += count
+        if count and self.errors.watcher is not None:
+            self.errors.dropped(self.spec, [r for r, result in zip(batch, results) if not result and result is not FAILED])
+
     def call_each(self, batch: list, fn: Callable[[Any], Any]) -> tuple[list, int]:
         """``fn`` of every record (a C-level ``map``) and how many failed; a failure leaves FAILED.
 
@@ -185,7 +194,7 @@ class FilterRunner(OperatorRunner):
     def process(self, batch: list, slot: int = 0) -> list:
         results, failed = self.call_each(batch, self.call)
         out = list(compress(batch, results))
-        self.stats.filtered += len(results) - len(out) - failed
+        self.filtered(len(results) - len(out) - failed, batch, results)
         return self.passed(out)
 
 
@@ -195,7 +204,7 @@ class FlatMapRunner(OperatorRunner):
     def process(self, batch: list, slot: int = 0) -> list:
         results, _ = self.call_each(batch, self._expand)
         out = list(chain.from_iterable(r for r in results if r))
-        self.stats.filtered += sum(1 for r in results if r is not FAILED and not r)
+        self.filtered(sum(1 for r in results if r is not FAILED and not r), batch, results)
         return self.passed(out, consumed=sum(1 for r in results if r))
 
     def _expand(self, record: Any) -> list:

@@ -2,11 +2,12 @@
 
 A job is monitored when its config's ``monitor:`` section (:class:`MonitorSettings`) says
 ``enabled: true``. The process has one :data:`SESSION`. The first monitored job starts a hub and a
-server at its section's ``host`` and ``port`` (a busy port falls back to a free one) and logs the URL.
-Every later monitored job joins the same dashboard. When the last one finishes its final figures are frozen and the server stops, so no
-``sage-monitor-*`` thread outlives the jobs. ``sage monitor`` and ``sage top`` instead lend the session
-a hub (and server) of their own with :meth:`MonitorSession.attached`: every job of the pipeline file
-is watched, and the command decides when serving ends.
+server at its section's ``host`` and ``port`` (a busy port falls back to a free one) and logs the
+URL. Every later monitored job joins the same dashboard. When the last one finishes its final
+figures are frozen and the server stops, so no ``sage-monitor-*`` thread outlives the jobs.
+``sage monitor`` and ``sage top`` instead lend the session a hub (and server) of their own with
+:meth:`MonitorSession.attached`: every job of the pipeline file is watched, whatever its config
+says, and the command decides when serving ends.
 """
 
 from __future__ import annotations

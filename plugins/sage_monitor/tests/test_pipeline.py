@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import Any, Callable
 
@@ -59,7 +60,7 @@ def test_latency_percentiles_come_from_busy_time_per_record(start_job: Callable[
         snapshots.append(collector.collect()["operators"]["double"])
     per_record = sorted(
         (b["busy_s"] - a["busy_s"]) / (b["in"] - a["in"])
-        for a, b in zip(snapshots, snapshots[1:])
+        for a, b in itertools.pairwise(snapshots)
         if b["in"] > a["in"] and b["busy_s"] > a["busy_s"]
     )
     latency = snapshots[-1]["latency_ms"]

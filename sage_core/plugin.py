@@ -59,6 +59,8 @@ _EXPORTS: dict[str, str] = {
     "as_top_k": "sage_core.services.vector_inputs",
     "copy_metadata": "sage_core.services.vector_inputs",
     "embed_texts": "sage_core.services.contracts",
+    # options models: a pydantic ValidationError as lines naming each key path and the valid keys
+    "describe_errors": "sage_core.services.key_paths",
     # errors
     "BackendUnavailable": "sage_core.errors",
     "ConfigError": "sage_core.errors",

@@ -2,8 +2,8 @@
 
 A ``MultiDiGraph`` whose edge keys are relations, so two nodes may be linked by several relations.
 ``neighbors`` walks edges in both directions, breadth first; nodes at the same distance come
-sorted. Option ``path``: loaded at start when the file exists, saved on close. Files are JSON
-(nodes with their attributes, edges with their relation), written atomically.
+sorted. Option ``path`` (:class:`NetworkxGraphOptions`). Files are JSON (nodes with their
+attributes, edges with their relation), written atomically.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import networkx as nx
+from pydantic import BaseModel, ConfigDict
 
 from sage_core.plugin import BackendSpec, BackendUnavailable, hookimpl
 from sage_core.builtin._files import atomic_write
@@ -24,7 +25,21 @@ FILE_FORMAT = "sage-graph/1"
 @hookimpl
 def sage_backends(register: Callable[[BackendSpec], None]) -> None:
     """Offer the networkx graph store."""
-    register(BackendSpec(kind="graph", name="networkx", factory=NetworkxGraphStore, description="in-memory networkx"))
+    register(
+        BackendSpec(
+            kind="graph", name="networkx", factory=NetworkxGraphStore, description="in-memory networkx",
+            options=NetworkxGraphOptions,
+        )
+    )
+
+
+class NetworkxGraphOptions(BaseModel):
+    """Options of the ``networkx`` graph store (``services.<name>.options``); its constructor takes the same names."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    path: str | None = None
+    """A JSON file: loaded at start when it exists, saved on close."""
 
 
 class NetworkxGraphStore:
@@ -145,4 +160,4 @@ def _check_node(node: str) -> str:
     return node
 
 
-__all__ = ["NetworkxGraphStore", "sage_backends"]
+__all__ = ["NetworkxGraphOptions", "NetworkxGraphStore", "sage_backends"]

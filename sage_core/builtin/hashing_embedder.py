@@ -1,7 +1,8 @@
 """Built-in plugin: an embedder that needs no model (backend ``hashing`` of kind ``embedding``).
 
 Feature hashing of word n-grams: each lower-cased word n-gram (``ngram_range``, default 1 and 2)
-is hashed with CRC-32 (seeded by ``seed``) to a column and a sign; rows are L2-normalised float32.
+is hashed with CRC-32 (seeded by ``seed``) to a column and a sign; rows are L2-normalised float32
+(options: :class:`HashingEmbedderOptions`).
 Deterministic across processes and machines. Texts sharing words get similar vectors, which is
 what tests, demos and CPU-only pipelines need; it knows nothing of meaning. A text without any
 word maps to the zero vector.
@@ -14,6 +15,7 @@ import zlib
 from typing import Callable, Sequence
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sage_core.plugin import BackendSpec, BackendUnavailable, batchable, embed_texts, hookimpl
 
@@ -29,12 +31,35 @@ def sage_backends(register: Callable[[BackendSpec], None]) -> None:
             name="hashing",
             factory=HashingEmbedder,
             description="feature hashing of word n-grams; no model, deterministic",
+            options=HashingEmbedderOptions,
         )
     )
 
 
+class HashingEmbedderOptions(BaseModel):
+    """Options of the ``hashing`` embedder (``services.<name>.options``); its constructor takes the same names."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    dim: int = Field(384, ge=1)
+    """Columns of each vector."""
+    ngram_range: tuple[int, int] = (1, 2)
+    """Shortest and longest word n-grams hashed, ``(low, high)`` with ``1 <= low <= high``."""
+    seed: int = 0
+    """Seed of the CRC-32 hash: another seed gives other (equally good) vectors."""
+
+    @field_validator("ngram_range")
+    @classmethod
+    def _ordered(cls, value: tuple[int, int]) -> tuple[int, int]:
+        low, high = value
+        if not 1 <= low <= high:
+            msg = f"ngram_range must be (low, high) with 1 <= low <= high, got {value!r}"
+            raise ValueError(msg)
+        return value
+
+
 class HashingEmbedder:
-    """Texts to L2-normalised float32 vectors of ``dim`` columns by hashing word n-grams."""
+    """Texts to L2-normalised float32 vectors of ``dim`` columns by hashing word n-grams (options: :class:`HashingEmbedderOptions`)."""
 
     def __init__(
         self, dim: int = 384, ngram_range: Sequence[int] = (1, 2), seed: int = 0, device: str = "cpu"
@@ -42,16 +67,10 @@ class HashingEmbedder:
         if not str(device).startswith(("cpu", "auto")):
             msg = f"the hashing embedder runs on cpu only, not {device!r}; set device: cpu (or auto)"
             raise BackendUnavailable(msg)
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            msg = f"hashing embedder: dim must be a positive int, got {dim!r}"
-            raise ValueError(msg)
-        low, high = (int(n) for n in ngram_range)
-        if not 1 <= low <= high:
-            msg = f"hashing embedder: ngram_range must be (low, high) with 1 <= low <= high, got {ngram_range!r}"
-            raise ValueError(msg)
-        self.dim = dim
-        self.ngram_range = (low, high)
-        self.seed = int(seed) & 0xFFFFFFFF
+        options = HashingEmbedderOptions(dim=dim, ngram_range=tuple(ngram_range), seed=seed)
+        self.dim = options.dim
+        self.ngram_range = options.ngram_range
+        self.seed = options.seed & 0xFFFFFFFF
 
     @batchable(arg="texts", max_size=512)
     def embed(self, texts: Sequence[str] | str) -> np.ndarray:
@@ -83,4 +102,4 @@ class HashingEmbedder:
         return [" ".join(words[i : i + n]) for n in range(low, high + 1) for i in range(len(words) - n + 1)]
 
 
-__all__ = ["HashingEmbedder", "sage_backends"]
+__all__ = ["HashingEmbedder", "HashingEmbedderOptions", "sage_backends"]

@@ -4,11 +4,11 @@ Values must be JSON-serialisable; both stores keep the JSON text, so a stored va
 when the caller mutates its object afterwards, and ``get`` returns a fresh copy. Beyond the
 ``KVStore`` contract both offer ``put_many(items)``: every item stored, or none when one is invalid.
 
-* ``memory``: a dict; ``save``/``load`` write a JSON file atomically. Option ``path``: loaded at
-  start when the file exists, saved on close.
-* ``sqlite``: one table in a SQLite database. Option ``path`` (default ``:memory:``) is the live
-  database; ``save`` copies it to another file with SQLite's backup API (atomic rename), ``load``
-  copies such a file back in.
+* ``memory``: a dict; ``save``/``load`` write a JSON file atomically. Option ``path``
+  (:class:`MemoryKVOptions`): loaded at start when the file exists, saved on close.
+* ``sqlite``: one table in a SQLite database. Option ``path`` (:class:`SQLiteKVOptions`, default
+  ``:memory:``) is the live database; ``save`` copies it to another file with SQLite's backup API
+  (atomic rename), ``load`` copies such a file back in.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from pydantic import BaseModel, ConfigDict
+
 from sage_core.plugin import BackendSpec, BackendUnavailable, hookimpl
 from sage_core.builtin._files import atomic_write
 
@@ -28,8 +30,33 @@ FILE_FORMAT = "sage-kv/1"
 @hookimpl
 def sage_backends(register: Callable[[BackendSpec], None]) -> None:
     """Offer the in-memory and SQLite key-value stores."""
-    register(BackendSpec(kind="kv", name="memory", factory=MemoryKVStore, description="a dict; JSON file persistence"))
-    register(BackendSpec(kind="kv", name="sqlite", factory=SQLiteKVStore, description="one SQLite table"))
+    register(
+        BackendSpec(
+            kind="kv", name="memory", factory=MemoryKVStore, description="a dict; JSON file persistence",
+            options=MemoryKVOptions,
+        )
+    )
+    register(
+        BackendSpec(kind="kv", name="sqlite", factory=SQLiteKVStore, description="one SQLite table", options=SQLiteKVOptions)
+    )
+
+
+class MemoryKVOptions(BaseModel):
+    """Options of the ``memory`` KV store (``services.<name>.options``); its constructor takes the same names."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    path: str | None = None
+    """A JSON file: loaded at start when it exists, saved on close."""
+
+
+class SQLiteKVOptions(BaseModel):
+    """Options of the ``sqlite`` KV store (``services.<name>.options``); its constructor takes the same names."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    path: str = ":memory:"
+    """The live SQLite database file (``:memory:``: in memory, gone on close)."""
 
 
 class MemoryKVStore:
@@ -233,4 +260,4 @@ def _encode(key: str, value: Any, method: str = "put") -> str:
         raise ValueError(msg) from exc
 
 
-__all__ = ["MemoryKVStore", "SQLiteKVStore", "sage_backends"]
+__all__ = ["MemoryKVOptions", "MemoryKVStore", "SQLiteKVOptions", "SQLiteKVStore", "sage_backends"]

@@ -4,10 +4,9 @@ Brute-force search: one matrix product per block of queries and ``argpartition``
 so a batch of queries (the service layer stacks concurrent callers, see ``@batchable``) costs
 little more than one. A metadata filter is answered by an inverted index
 (:class:`sage_core.plugin.MetadataIndex`) kept in step with every write, so a selective filter scores only
-its matching rows. Options: ``dim`` (learnt from the first add when omitted), ``metric``
-(``cosine``, ``ip`` or ``l2``; scores are higher-is-closer, ``l2`` gives ``-distance²``) and
-``path`` (loaded at start when the file exists, saved on close). Files are ``.npz`` archives with a
-JSON header, written atomically (temporary file + rename) and read without pickle.
+its matching rows. Options (:class:`NumpyVectorStoreOptions`): ``dim``, ``metric`` and ``path``.
+Files are ``.npz`` archives with a JSON header, written atomically (temporary file + rename) and
+read without pickle.
 """
 
 from __future__ import annotations
@@ -16,9 +15,10 @@ import json
 import uuid
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence, get_args
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from sage_core.plugin import (
     BackendSpec,
@@ -36,7 +36,8 @@ from sage_core.plugin import (
 from sage_core.builtin._files import atomic_write
 from sage_core.services.hits import object_column
 
-METRICS = ("cosine", "ip", "l2")
+Metric = Literal["cosine", "ip", "l2"]
+METRICS: tuple[str, ...] = get_args(Metric)
 FILE_FORMAT = "sage-numpy-vdb/1"
 SCORE_BLOCK_BYTES = 64 << 20
 """Upper bound on the score matrix of one block of queries (bounds memory for huge batches)."""
@@ -52,30 +53,39 @@ def sage_backends(register: Callable[[BackendSpec], None]) -> None:
             factory=NumpyVectorStore,
             devices=("cpu",),
             description="exact brute-force search on numpy; cosine, ip or l2; persistence to .npz",
+            options=NumpyVectorStoreOptions,
         )
     )
 
 
+class NumpyVectorStoreOptions(BaseModel):
+    """Options of the ``numpy`` vector store (``services.<name>.options``); its constructor takes the same names."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    dim: int | None = Field(None, ge=1)
+    """Vector dimension; learnt from the first add when omitted."""
+    metric: Metric = "cosine"
+    """Similarity; scores are higher-is-closer (``l2`` gives ``-distance²``, ``cosine`` normalises)."""
+    path: str | None = None
+    """A ``.npz`` file: loaded at start when it exists, saved on close."""
+
+
 class NumpyVectorStore:
-    """An exact, thread-safe in-memory vector store (see the module docstring for options)."""
+    """An exact, thread-safe in-memory vector store; options as :class:`NumpyVectorStoreOptions` validates them."""
 
     def __init__(
-        self, dim: int | None = None, metric: str = "cosine", path: str | None = None, device: str = "cpu"
+        self, dim: int | None = None, metric: Metric = "cosine", path: str | None = None, device: str = "cpu"
     ) -> None:
         if not str(device).startswith(("cpu", "auto")):
             msg = f"the numpy vector store runs on cpu only, not {device!r}; set device: cpu (or auto)"
             raise BackendUnavailable(msg)
-        if metric not in METRICS:
-            msg = f"numpy vector store: unknown metric {metric!r}; choose one of {', '.join(METRICS)}"
-            raise ValueError(msg)
-        if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim < 1):
-            msg = f"numpy vector store: dim must be a positive int, got {dim!r}"
-            raise ValueError(msg)
-        self.dim: int | None = dim
-        self.metric = metric
-        self.path = path
+        options = NumpyVectorStoreOptions(dim=dim, metric=metric, path=path)
+        self.dim: int | None = options.dim
+        self.metric = options.metric
+        self.path = options.path
         self._lock = ReadWriteLock()
-        self._vectors = np.empty((0, dim or 0), dtype=np.float32)
+        self._vectors = np.empty((0, self.dim or 0), dtype=np.float32)
         self._aux = np.empty(0, dtype=np.float32)  # 1/|x| (cosine) or |x|² (l2) per row
         self._ids: list[str] = []
         self._rows: dict[str, int] = {}
@@ -382,4 +392,4 @@ def _read_store_file(path: str) -> tuple[np.ndarray, list[str], dict[str, Any]]:
     return vectors, ids, header
 
 
-__all__ = ["METRICS", "NumpyVectorStore", "sage_backends"]
+__all__ = ["METRICS", "Metric", "NumpyVectorStore", "NumpyVectorStoreOptions", "sage_backends"]

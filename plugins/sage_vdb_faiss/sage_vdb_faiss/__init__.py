@@ -7,8 +7,8 @@ SAGE through the ``sage`` entry point group::
     env.register_service("vdb_service", lambda: VDBService())
 """
 
-from sage_vdb_faiss.config import FaissConfig
+from sage_vdb_faiss.config import FaissConfig, FaissOptions
 from sage_vdb_faiss.devices import gpu_count
 from sage_vdb_faiss.service import VDBService
 
-__all__ = ["FaissConfig", "VDBService", "gpu_count"]
+__all__ = ["FaissConfig", "FaissOptions", "VDBService", "gpu_count"]

@@ -1,16 +1,17 @@
-"""The options of a FAISS vector store, validated once when the store is created.
+"""The options of a FAISS vector store: :class:`FaissOptions` (what a config's ``options:`` may set).
 
-A config entry ``{kind: vdb, backend: faiss, device: auto, options: {...}}`` reaches
-:class:`FaissConfig` through the backend factory; ``VDBService(**options)`` takes the same names.
+A config entry ``{kind: vdb, backend: faiss, device: auto, options: {...}}`` is validated by
+:class:`FaissOptions` (the backend's options model, ``sage plugins --json`` shows its schema);
+``VDBService(device=..., **options)`` takes the same names and builds a :class:`FaissConfig`, the
+options plus the device the store runs on.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import faiss
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sage_core.plugin import ConfigError, check_device
 
@@ -21,59 +22,60 @@ METRICS: dict[str, int] = {
 }
 """Metric names and the FAISS metric each one searches with (cosine normalises, then uses ip)."""
 
-MULTI_GPU_MODES = ("shard", "replicate")
+WHERE = "faiss vdb options"
 
 
-@dataclass(frozen=True)
-class FaissConfig:
-    """Everything that shapes one store: index, metric, device and tuning knobs.
+class FaissOptions(BaseModel):
+    """Everything in a config's ``options:`` that shapes one store: index, metric and tuning knobs."""
 
-    ``index`` is a ``faiss.index_factory`` string (``Flat``, ``HNSW32``, ``IVF1024,Flat``,
-    ``IVF1024,PQ32``...). ``train_min`` is how many vectors an untrained index (IVF, PQ) waits for
-    before it trains (default: 39 per centroid); ``train_max`` caps the training sample.
-    ``rebuild_ratio`` is the share of deleted rows that triggers a compacting rebuild;
-    ``filter_exact_max`` the number of filter matches below which a filtered search scans the
-    matches exactly instead of asking the index.
-    """
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
-    dim: int | None = None
+    dim: int | None = Field(None, gt=0)
+    """Vector dimension; learnt from the first vectors added when omitted."""
     index: str = "Flat"
-    metric: str = "cosine"
-    device: str = "auto"
-    nprobe: int = 16
-    ef_search: int = 64
-    train_min: int | None = None
-    train_max: int | None = None
+    """A ``faiss.index_factory`` string: ``Flat``, ``HNSW32``, ``IVF1024,Flat``, ``IVF1024,PQ32``..."""
+    metric: Literal["cosine", "ip", "l2"] = "cosine"
+    """Similarity; scores are higher-is-closer (``cosine`` normalises, then uses ``ip``)."""
+    nprobe: int = Field(16, ge=1)
+    """IVF lists searched per query."""
+    ef_search: int = Field(64, ge=1)
+    """HNSW search breadth."""
+    train_min: int | None = Field(None, ge=0)
+    """Vectors an untrained index (IVF, PQ) waits for before it trains (default: 39 per centroid)."""
+    train_max: int | None = Field(None, ge=0)
+    """Cap on the training sample."""
     fp16: bool = False
-    gpu_temp_memory_mb: int | None = None
-    multi_gpu: str | None = None
-    rebuild_ratio: float = 0.2
-    filter_exact_max: int = 10_000
+    """On a GPU, store vectors in float16."""
+    gpu_temp_memory_mb: int | None = Field(None, ge=0)
+    """Scratch memory FAISS reserves per GPU (default: FAISS's own)."""
+    multi_gpu: Literal["shard", "replicate"] | None = None
+    """With several GPUs, split the index over them (``shard``) or copy it to each (``replicate``)."""
+    rebuild_ratio: float = Field(0.2, gt=0, le=1)
+    """Share of deleted rows that triggers a compacting rebuild."""
+    filter_exact_max: int = Field(10_000, ge=1)
+    """Filter matches below which a filtered search scans the matches exactly instead of asking the index."""
     seed: int = 0
+    """Seed of training (IVF k-means, PQ)."""
 
-    def __post_init__(self) -> None:
-        where = "faiss vdb options"
-        if self.dim is not None and (not _is_int(self.dim) or self.dim <= 0):
-            raise ConfigError(f"{where}: dim must be a positive integer or null, got {self.dim!r}")
-        if self.metric not in METRICS:
-            raise ConfigError(f"{where}: unknown metric {self.metric!r}; valid metrics: {', '.join(METRICS)}")
-        check_device(self.device, where)
-        if self.multi_gpu is not None and self.multi_gpu not in MULTI_GPU_MODES:
-            raise ConfigError(
-                f"{where}: multi_gpu must be one of {', '.join(MULTI_GPU_MODES)} or null, got {self.multi_gpu!r}"
-            )
-        if not isinstance(self.index, str) or not self.index.strip():
-            raise ConfigError(f"{where}: index must be a faiss index_factory string such as 'Flat' or 'HNSW32'")
-        for name in ("nprobe", "ef_search", "filter_exact_max"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise ConfigError(f"{where}: {name} must be a positive integer, got {value!r}")
-        for name in ("train_min", "train_max", "gpu_temp_memory_mb"):
-            value = getattr(self, name)
-            if value is not None and (not _is_int(value) or value < 0):
-                raise ConfigError(f"{where}: {name} must be a non-negative integer or null, got {value!r}")
-        if not 0.0 < float(self.rebuild_ratio) <= 1.0:
-            raise ConfigError(f"{where}: rebuild_ratio must be in (0, 1], got {self.rebuild_ratio!r}")
+    @field_validator("index")
+    @classmethod
+    def _index_string(cls, value: str) -> str:
+        if not value.strip():
+            msg = "index must be a faiss index_factory string such as 'Flat' or 'HNSW32'"
+            raise ValueError(msg)
+        return value
+
+
+class FaissConfig(FaissOptions):
+    """:class:`FaissOptions` and the device the store runs on (``auto``, ``cpu``, ``cuda``, ``cuda:N``)."""
+
+    device: str = "auto"
+    """Where the index lives; the service layer passes the service's ``device``."""
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        return check_device(value)
 
     @property
     def faiss_metric(self) -> int:
@@ -87,19 +89,29 @@ class FaissConfig:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "FaissConfig":
-        """Build from a mapping of options; an unknown name is a :class:`ConfigError` listing valid ones."""
-        valid = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(options) - set(valid))
-        if unknown:
-            raise ConfigError(
-                f"faiss vdb options: unknown option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}"
-            )
-        return cls(**dict(options))
+        """Build from a mapping of options; a :class:`ConfigError` names each bad option and the valid choices."""
+        try:
+            return cls.model_validate(dict(options))
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from None
 
     def replace(self, **changes: Any) -> "FaissConfig":
         """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
+        return self.from_options({**self.model_dump(), **changes})
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _describe(exc: ValidationError) -> str:
+    """``faiss vdb options: metric: Input should be ...; ...`` with the valid keys for an unknown one."""
+    parts = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "extra_forbidden":
+            parts.append(f"{key}: unknown option; valid options: {', '.join(FaissConfig.model_fields)}")
+        elif error["type"] == "value_error":
+            parts.append(f"{key}: {error['ctx']['error']}")
+        else:
+            parts.append(f"{key}: {error['msg']} (got {error.get('input')!r})")
+    return f"{WHERE}: " + "; ".join(parts)
+
+
+__all__ = ["METRICS", "FaissConfig", "FaissOptions"]

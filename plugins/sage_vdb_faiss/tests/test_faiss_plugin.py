@@ -7,8 +7,7 @@ import pytest
 from sage_core import ConfigError
 from sage_core.plugin import BackendUnavailable, VectorStore, get_plugin_manager
 from sage_core.plugins.manager import PluginManager
-from sage_core.services.config import accepted_options
-from sage_vdb_faiss import VDBService, gpu_count, plugin
+from sage_vdb_faiss import FaissOptions, VDBService, gpu_count, plugin
 
 no_gpu = pytest.mark.skipif(gpu_count() > 0, reason="checks behaviour on a machine without a GPU")
 
@@ -39,11 +38,27 @@ def test_installed_entry_point_loads_the_plugin():
     assert get_plugin_manager().backend("vdb", "faiss").factory is plugin.create_backend
 
 
-def test_factory_signature_lists_every_option_for_config_checks():
-    accepted = accepted_options(plugin.create_backend)
-    assert accepted is not None
-    assert {"dim", "index", "metric", "nprobe", "fp16", "multi_gpu", "gpu_temp_memory_mb"} <= accepted
-    assert "device" not in accepted and "path" not in accepted
+def test_the_options_model_lists_every_option_but_the_device(manager):
+    assert manager.backend("vdb", "faiss").options is FaissOptions
+    fields = set(FaissOptions.model_fields)
+    assert {"dim", "index", "metric", "nprobe", "fp16", "multi_gpu", "gpu_temp_memory_mb"} <= fields
+    assert "device" not in fields and "path" not in fields
+
+
+def test_config_options_reach_the_store_validated(manager):
+    from sage_core.services.registry import ServiceRegistry
+
+    services = ServiceRegistry(manager, job_name="faiss-options")
+    try:
+        services.register("vdb", kind="vdb", backend="faiss", device="cpu", options={"dim": "8", "metric": "l2", "nprobe": 4})
+        services.start()
+        (replica,) = services.service("vdb").tiers[0].replicas
+        config = replica.backend.config
+        assert (config.dim, config.metric, config.nprobe, config.device) == (8, "l2", 4, "cpu")
+        with pytest.raises(ConfigError, match=r"services\.bad\.options\.nprobe: Input should be greater than or equal to 1"):
+            services.register("bad", kind="vdb", backend="faiss", options={"nprobe": 0})
+    finally:
+        services.close()
 
 
 def test_auto_device_uses_the_cpu_without_a_gpu():
@@ -71,12 +86,13 @@ def test_cuda_without_a_gpu_fails_at_creation_even_before_dim_is_known():
     ("options", "message"),
     [
         ({"device": "tpu"}, "unknown device 'tpu'"),
-        ({"metric": "hamming"}, "unknown metric 'hamming'"),
-        ({"indexx": "Flat"}, "unknown option\\(s\\) indexx; valid options: dim, index"),
-        ({"multi_gpu": "mirror"}, "multi_gpu must be one of shard, replicate"),
-        ({"nprobe": 0}, "nprobe must be a positive integer"),
-        ({"rebuild_ratio": 0}, "rebuild_ratio must be in"),
-        ({"dim": -3}, "dim must be a positive integer"),
+        ({"metric": "hamming"}, "metric: Input should be 'cosine', 'ip' or 'l2'"),
+        ({"indexx": "Flat"}, "indexx: unknown option; valid options: dim, index"),
+        ({"multi_gpu": "mirror"}, "multi_gpu: Input should be 'shard' or 'replicate'"),
+        ({"nprobe": 0}, "nprobe: Input should be greater than or equal to 1"),
+        ({"rebuild_ratio": 0}, "rebuild_ratio: Input should be greater than 0"),
+        ({"dim": -3}, "dim: Input should be greater than 0"),
+        ({"index": " "}, "index must be a faiss index_factory string"),
     ],
 )
 def test_bad_options_are_config_errors_naming_the_fix(options, message):

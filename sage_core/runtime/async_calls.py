@@ -28,9 +28,12 @@ class AsyncCalls:
         self.ordered = ordered
         self.in_flight = 0
         self.wake: Callable[[], None] = lambda: None
-        """Set by the task: called (from any thread) when a call completes."""
+        """Set by the task: called (from any thread) when a call completes and no wake-up is pending."""
         self._queue: deque[Pending] = deque()
         self._done: SimpleQueue[Pending] = SimpleQueue()
+        self._wake_pending = False
+        """One wake-up covers every call that completes before the task collects: a batch of 256
+        results resolving at once wakes the task once, not 256 times."""
 
     def submit(self, records: list, results: list) -> list:
         """Accept a batch's results (Futures or values); returns outputs ready now."""
@@ -48,9 +51,9 @@ class AsyncCalls:
         self.in_flight += 1
         if self.ordered:
             self._queue.append((record, result))
-            _on_done(result, self.wake)
+            _on_done(result, self._completed)
         else:
-            _on_done(result, lambda item=(record, result): (self._done.put(item), self.wake()))
+            _on_done(result, lambda item=(record, result): (self._done.put(item), self._completed()))
         if self.in_flight >= self.capacity:
             out.extend(self._collect(block=True))
 
@@ -78,7 +81,13 @@ class AsyncCalls:
         self.in_flight = 0
         return dropped
 
+    def _completed(self) -> None:
+        if not self._wake_pending:
+            self._wake_pending = True
+            self.wake()
+
     def _collect(self, block: bool) -> list:
+        self._wake_pending = False  # before reading: a call completing after this wakes the task again
         out: list = []
         if self.ordered:
             while self._queue and (_done(self._queue[0][1]) or (block and not out)):

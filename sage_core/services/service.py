@@ -208,18 +208,35 @@ class Service(StartOnce):
             _resolve(out, exc=self._error(method, errors))
             return
         index, group = picked
-        attempt = self._with_deadline(group.call(method, args, kwargs, False), timeout, group.label, method)
+        attempt = group.call(method, args, kwargs, False)
+        claim = [index]  # popped by whichever settles this attempt first, its outcome or its deadline (atomic)
 
-        def attempt_done(done: Future) -> None:
-            exc = _exception(done)
+        def settle(exc: BaseException | None, result: Any = None) -> None:
+            try:
+                claim.pop()
+            except IndexError:
+                return
             if exc is None:
                 self._served(index, group)
-                _resolve(out, result=done.result())
+                _resolve(out, result=result)
             else:
                 errors.append((group.label, exc))
                 self._read(method, args, kwargs, timeout, out, index + 1, errors)
 
-        attempt.add_done_callback(attempt_done)
+        def attempt_done(done: Future) -> None:
+            exc = _exception(done)
+            settle(exc, None if exc is not None else done.result())
+
+        if timeout is None:
+            attempt.add_done_callback(attempt_done)
+            return
+
+        def expire() -> None:
+            settle(ServiceTimeout(f"{group.label} took longer than {timeout}s", service=self.name, method=method))
+            attempt.cancel()  # still queued: it will not run at all
+
+        deadline = self._deadlines.schedule(timeout, expire)
+        attempt.add_done_callback(lambda done: (deadline.cancel(), attempt_done(done)))
 
     def _write(self, method: str, args: Sequence[Any], kwargs: dict[str, Any], timeout: float | None, out: Future) -> None:
         groups = [(i, g) for i, g in enumerate(self.tiers) if g.usable]

@@ -29,6 +29,9 @@ class Shard:
     def pick(self) -> Replica | None:
         """The usable replica with the fewest calls in flight (rotating among equals)."""
         count = len(self.replicas)
+        if count == 1:
+            replica = self.replicas[0]
+            return replica if replica.usable else None
         start = next(self._turn) % count
         best: Replica | None = None
         for offset in range(count):

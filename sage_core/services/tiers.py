@@ -60,7 +60,13 @@ class Tier:
     @property
     def usable(self) -> bool:
         """Whether every shard has a usable replica."""
-        return all(any(r.usable for r in shard.replicas) for shard in self.shards)
+        for shard in self.shards:  # plain loops: this runs on every call
+            for replica in shard.replicas:
+                if replica.usable:
+                    break
+            else:
+                return False
+        return True
 
     def saturated(self, depth: int | None) -> bool:
         """Whether some shard has ``depth`` calls in flight on every replica."""

@@ -1,61 +1,60 @@
-"""The memory service's configuration: which backend serves each store, retrieval weights, persistence.
+"""The memory backend's options (its options model): what serves each part, retrieval weights, persistence.
 
 Every part has a working default, so ``MemoryService()`` needs no arguments::
 
-    kv:        {backend: sqlite, options: {}}
-    vector:    {backend: numpy, options: {metric: cosine}}
-    graph:     {backend: networkx, options: {}}
-    embedder:  {backend: hashing, options: {}}
+    kv:        {backend: sqlite}
+    vector:    {backend: numpy}
+    graph:     {backend: networkx}
+    embedder:  {backend: hashing}
     retrieval: {vector_weight: 1.0, graph_weight: 0.5, recency_weight: 0.0, ...}
     path:      null            # a directory makes the memory persistent (snapshot + journal)
+
+A part is either a store the memory creates and owns, ``{backend, options, device}`` (or just the
+backend's name), or a registered service of the part's kind that the memory calls by name,
+``{service: mem_kv}``, so the service layer's batching, fallback, timeouts and shards apply to it.
+``path`` snapshots the stores the memory owns, so it needs the KV, vector and graph stores owned.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+import os
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 STORE_KINDS: dict[str, str] = {"kv": "kv", "vector": "vdb", "graph": "graph", "embedder": "embedding"}
-"""Config key of each part -> the service kind whose backends may serve it."""
+"""Config key of each part -> the service kind whose backends (or services) may serve it."""
 
 DEFAULT_BACKENDS: dict[str, str] = {"kv": "sqlite", "vector": "numpy", "graph": "networkx", "embedder": "hashing"}
-"""The backend each part uses when the config does not name one."""
+"""The backend each part uses when the config names neither a backend nor a service."""
 
-DURABILITY_MODES = ("none", "flush", "fsync")
+PERSISTED_PARTS = ("kv", "vector", "graph")
+"""The parts a persistent memory snapshots (the embedder holds no data)."""
 
 
-@dataclass(frozen=True)
-class StoreConfig:
-    """One part of the memory: the backend's name, its options, and an optional device of its own."""
+class StoreConfig(BaseModel):
+    """One part of the memory: a store it creates (``backend``, ``options``, ``device``) or a registered ``service``."""
 
-    backend: str
-    options: dict[str, Any] = field(default_factory=dict)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    backend: str | None = None
+    """An installed backend of the part's kind, created and owned by the memory (the part's default when unset)."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Keyword options of that backend's factory."""
     device: str | None = None
+    """That backend's device; unset: the memory's device when the backend supports it, else ``cpu``."""
+    service: str | None = None
+    """The name of a registered service of the part's kind, called through the service layer instead."""
 
-    @classmethod
-    def parse(cls, part: str, value: Mapping[str, Any] | str | None) -> "StoreConfig":
-        """Read ``{backend, options, device}`` (or just a backend name) for config key ``part``."""
-        if value is None:
-            return cls(backend=DEFAULT_BACKENDS[part])
-        if isinstance(value, str):
-            return cls(backend=value)
-        if not isinstance(value, Mapping):
-            msg = f"memory config {part!r}: expected a mapping {{backend, options, device}} or a backend name, got {type(value).__name__}"
+    @model_validator(mode="after")
+    def _one_source(self) -> "StoreConfig":
+        if self.service is not None and (self.backend is not None or self.options or self.device is not None):
+            msg = "give either service (a registered service's name) or backend/options/device (a store the memory creates), not both"
             raise ValueError(msg)
-        _reject_unknown(part, value, ("backend", "options", "device"))
-        options = value.get("options") or {}
-        if not isinstance(options, Mapping):
-            msg = f"memory config {part}.options: expected a mapping, got {type(options).__name__}"
-            raise ValueError(msg)
-        return cls(
-            backend=str(value.get("backend") or DEFAULT_BACKENDS[part]),
-            options=dict(options),
-            device=value.get("device"),
-        )
+        return self
 
 
-@dataclass(frozen=True)
-class RetrievalConfig:
+class RetrievalConfig(BaseModel):
     """How :meth:`MemoryService.retrieve_memories` ranks candidates.
 
     ``score = vector_weight * similarity + graph_weight * graph + recency_weight * recency`` where
@@ -64,73 +63,79 @@ class RetrievalConfig:
     ``candidate_factor`` times ``top_k`` vector candidates are fetched before re-ranking.
     """
 
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
     vector_weight: float = 1.0
+    """Weight of the vector similarity."""
     graph_weight: float = 0.5
+    """Weight of the graph score (reaching a memory through links to a hit)."""
     recency_weight: float = 0.0
-    recency_half_life_s: float = 86_400.0
+    """Weight of recency (1.0 for a memory written now)."""
+    recency_half_life_s: float = Field(86_400.0, gt=0)
+    """Seconds for recency to halve."""
     graph_decay: float = 0.5
-    candidate_factor: int = 4
-
-    @classmethod
-    def parse(cls, value: Mapping[str, Any] | None) -> "RetrievalConfig":
-        """Read the ``retrieval`` mapping, checking names and ranges."""
-        if value is None:
-            return cls()
-        if isinstance(value, RetrievalConfig):
-            return value
-        names = tuple(f.name for f in fields(cls))
-        _reject_unknown("retrieval", value, names)
-        config = cls(**{k: type(getattr(cls, k))(v) for k, v in value.items()})
-        if config.recency_half_life_s <= 0 or config.candidate_factor < 1:
-            msg = "memory config retrieval: recency_half_life_s must be > 0 and candidate_factor >= 1"
-            raise ValueError(msg)
-        return config
+    """Factor per extra hop of the graph score."""
+    candidate_factor: int = Field(4, ge=1)
+    """Vector candidates fetched per result wanted, when filters or recency re-rank."""
 
 
-@dataclass(frozen=True)
-class MemoryConfig:
-    """The whole memory configuration (see the module docstring for the defaults)."""
+class MemoryConfig(BaseModel):
+    """The options of the ``sage_memory`` backend (see the module docstring for the defaults)."""
 
-    kv: StoreConfig = field(default_factory=lambda: StoreConfig.parse("kv", None))
-    vector: StoreConfig = field(default_factory=lambda: StoreConfig.parse("vector", None))
-    graph: StoreConfig = field(default_factory=lambda: StoreConfig.parse("graph", None))
-    embedder: StoreConfig = field(default_factory=lambda: StoreConfig.parse("embedder", None))
-    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    kv: StoreConfig = StoreConfig(backend=DEFAULT_BACKENDS["kv"])
+    """The KV store holding each memory's record (kind ``kv``)."""
+    vector: StoreConfig = StoreConfig(backend=DEFAULT_BACKENDS["vector"])
+    """The vector store holding each memory's embedding (kind ``vdb``)."""
+    graph: StoreConfig = StoreConfig(backend=DEFAULT_BACKENDS["graph"])
+    """The graph store holding the links between memories (kind ``graph``)."""
+    embedder: StoreConfig = StoreConfig(backend=DEFAULT_BACKENDS["embedder"])
+    """The embedder turning content into vectors when none is given (kind ``embedding``)."""
+    retrieval: RetrievalConfig = RetrievalConfig()
+    """Hybrid ranking weights."""
     path: str | None = None
-    durability: str = "flush"
-    checkpoint_every: int = 0
-    device: str = "cpu"
+    """A directory making the memory persistent (snapshot + journal); needs the KV, vector and graph stores owned."""
+    durability: Literal["none", "flush", "fsync"] = "flush"
+    """``none`` (snapshots only), ``flush`` (survives a killed process), ``fsync`` (survives power loss)."""
+    checkpoint_every: int = Field(0, ge=0)
+    """Journaled writes between automatic checkpoints (0: on ``save()`` and ``close()`` only)."""
 
+    @model_validator(mode="before")
     @classmethod
-    def from_options(cls, device: str = "cpu", **options: Any) -> "MemoryConfig":
-        """Build from the options of a ``{kind: memory, backend: sage_memory, options: {...}}`` entry."""
-        names = tuple(f.name for f in fields(cls))
-        _reject_unknown("options", options, names)
-        durability = str(options.get("durability", "flush"))
-        if durability not in DURABILITY_MODES:
-            msg = f"memory config durability={durability!r}: valid values are {', '.join(DURABILITY_MODES)}"
+    def _default_backends(cls, data: Any) -> Any:
+        """A part given as a backend's name, or naming neither backend nor service, gets its backend filled in."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for part, backend in DEFAULT_BACKENDS.items():
+            value = data.get(part)
+            if value is None:
+                value = {}
+            if isinstance(value, str):
+                value = {"backend": value}
+            if isinstance(value, dict) and value.get("backend") is None and value.get("service") is None:
+                value = {**value, "backend": backend}
+            data[part] = value
+        return data
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _path_text(cls, value: Any) -> Any:
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    @model_validator(mode="after")
+    def _persisted_parts_owned(self) -> "MemoryConfig":
+        named = [f"{part}.service={getattr(self, part).service!r}" for part in PERSISTED_PARTS if getattr(self, part).service]
+        if self.path is not None and named:
+            msg = (
+                f"path: a persistent memory snapshots the stores it owns, but {', '.join(named)} "
+                "names a service, which keeps its own data; leave path unset (and persist that service), "
+                "or give that part a backend"
+            )
             raise ValueError(msg)
-        checkpoint_every = int(options.get("checkpoint_every") or 0)
-        if checkpoint_every < 0:
-            msg = f"memory config checkpoint_every={checkpoint_every}: must be >= 0 (0 checkpoints only on save/close)"
-            raise ValueError(msg)
-        path = options.get("path")
-        return cls(
-            **{part: StoreConfig.parse(part, options.get(part)) for part in STORE_KINDS},
-            retrieval=RetrievalConfig.parse(options.get("retrieval")),
-            path=None if path is None else str(path),
-            durability=durability,
-            checkpoint_every=checkpoint_every,
-            device=str(options.get("device") or device),
-        )
+        return self
 
-    def describe(self) -> dict[str, Any]:
-        """The store choices as plain data (written into the persistence manifest)."""
-        return {part: {"backend": getattr(self, part).backend, "options": getattr(self, part).options} for part in STORE_KINDS}
-
-
-def _reject_unknown(where: str, value: Mapping[str, Any], valid: tuple[str, ...]) -> None:
-    unknown = sorted(set(value) - set(valid))
-    if unknown:
-        msg = f"memory config {where}: unknown key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(valid)}"
-        raise ValueError(msg)
+    def sources(self) -> dict[str, str]:
+        """What serves each part, ``sqlite`` or ``service:<name>`` (the persistence manifest records it)."""
+        return {part: getattr(self, part).backend or f"service:{getattr(self, part).service}" for part in STORE_KINDS}

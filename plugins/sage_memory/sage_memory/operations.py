@@ -83,6 +83,7 @@ class OperationApplier:
         self._put_records(records)
         try:
             self.stores.vector.upsert(operation["vectors"], ids=ids, metadata=[r.vector_metadata() for r in records])
+            self.stores.saw_vectors(operation["vectors"])
             for record in records:
                 self.stores.graph.add_node(record.id, session_id=record.session_id)
         except BaseException:

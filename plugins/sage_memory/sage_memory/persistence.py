@@ -23,12 +23,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sage_memory.config import PERSISTED_PARTS
 from sage_memory.stores import MemoryStores
 
 MANIFEST = "manifest.json"
 LOCK_FILE = "lock"
 FORMAT_VERSION = 1
-STORE_FILES = ("kv", "vector", "graph")
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class MemoryDirectory:
                 msg = f"memory snapshot file {os.path.join(self.root, relative)} is missing or damaged ({actual} != {expected})"
                 raise ValueError(msg)
         gen_dir = self._gen_dir(manifest.generation)
-        for part in STORE_FILES:
+        for part in PERSISTED_PARTS:
             getattr(stores, part).load(os.path.join(gen_dir, part))
 
     def checkpoint(self, current: Manifest, stores: MemoryStores, backends: dict[str, str]) -> Manifest:
@@ -121,7 +121,7 @@ class MemoryDirectory:
         gen_dir = self._gen_dir(generation)
         shutil.rmtree(gen_dir, ignore_errors=True)  # left by a checkpoint that was killed
         os.makedirs(gen_dir)
-        for part in STORE_FILES:
+        for part in PERSISTED_PARTS:
             getattr(stores, part).save(os.path.join(gen_dir, part))
         files = {}
         for directory, _, names in os.walk(gen_dir):

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+from pydantic import ValidationError
 
-from sage_core.plugin import ReadWriteLock
-from sage_memory.config import STORE_KINDS, MemoryConfig
+from sage_core.plugin import ConfigError, ReadWriteLock, describe_errors
+from sage_memory.config import MemoryConfig
 from sage_memory.journal import Journal
 from sage_memory.operations import (
     OperationApplier,
@@ -49,30 +50,42 @@ class MemoryService:
     ``MemoryService()`` works with no arguments (SQLite KV, numpy vectors, networkx graph, hashing
     embedder, in memory). Options are those of :class:`sage_memory.config.MemoryConfig`, e.g.
     ``MemoryService(vector={"backend": "faiss"}, path="./memory")``; a ``path`` makes it persistent.
-    Safe to call from several threads.
+    ``device`` goes to the stores it creates that support it; ``services`` is the table SAGE gives a
+    memory registered as a service, where parts given as ``{service: name}`` are found; ``clock``
+    gives the timestamps (seconds since the epoch). Safe to call from several threads.
     """
 
-    def __init__(self, config: MemoryConfig | Mapping[str, Any] | None = None, *, device: str = "cpu", **options: Any) -> None:
+    def __init__(
+        self,
+        config: MemoryConfig | Mapping[str, Any] | None = None,
+        *,
+        device: str = "cpu",
+        services: Mapping[str, Any] | None = None,
+        clock: Callable[[], float] = time.time,
+        **options: Any,
+    ) -> None:
         if isinstance(config, MemoryConfig):
             if options:
                 msg = f"MemoryService: pass either a MemoryConfig or options, not both (got {sorted(options)})"
                 raise ValueError(msg)
             self.config = config
         else:
-            self.config = MemoryConfig.from_options(device=device, **{**dict(config or {}), **options})
+            self.config = _validated({**dict(config or {}), **options})
+        self._clock = clock
         self._lock = ReadWriteLock()
         self._index = SessionIndex()
         self._closed = False
-        self.stores: MemoryStores = open_stores(self.config)
-        """The backends the memory is composed of (read them; write through the service only)."""
+        self.stores: MemoryStores = open_stores(self.config, device, services)
+        """The parts the memory is composed of (read them; write through the memory only)."""
         self._applier = OperationApplier(self.stores, self._index)
-        self._backends = {part: getattr(self.config, part).backend for part in STORE_KINDS}
         self._directory: MemoryDirectory | None = None
         self._manifest = Manifest()
         self._journal: Journal | None = None
         try:
             if self.config.path is not None:
                 self._open_directory(self.config.path)
+            elif "kv" not in self.stores.owned:  # a KV service may already hold this memory's records
+                self._index.rebuild(self.stores)
         except BaseException:
             if self._directory is not None:
                 self._directory.release()
@@ -94,7 +107,7 @@ class MemoryService:
 
         ``memory_id`` chooses the id (it must be new); by default a random one is made.
         """
-        vectors = None if vector is None else check_vectors("store_memory", vector, 1, self.stores.vector.dim)
+        vectors = None if vector is None else check_vectors("store_memory", vector, 1, self.stores.dim)
         ids = None if memory_id is None else [memory_id]
         return self.store_memories([content], vectors, session_id, memory_type, [metadata], ids)[0]
 
@@ -124,9 +137,9 @@ class MemoryService:
         metas = [check_metadata("store_memories", m) for m in metadata]
         if vectors is None:
             vectors = self._embed("store_memories", contents)
-        vectors = check_vectors("store_memories", vectors, len(contents), self.stores.vector.dim)
+        vectors = check_vectors("store_memories", vectors, len(contents), self.stores.dim)
         ids = new_ids(ids, len(contents))
-        now = time.time()
+        now = self._clock()
         records = [
             MemoryRecord(memory_id, content, session_id, memory_type, meta, now, now)
             for memory_id, content, meta in zip(ids, contents, metas)
@@ -156,9 +169,9 @@ class MemoryService:
             check_text("update", "content", content)
         meta = None if metadata is None else check_metadata("update", metadata)
         if vector is not None:
-            vector = check_vectors("update", vector, 1, self.stores.vector.dim)
+            vector = check_vectors("update", vector, 1, self.stores.dim)
         elif content is not None:
-            vector = check_vectors("update", self._embed("update", [content]), 1, self.stores.vector.dim)
+            vector = check_vectors("update", self._embed("update", [content]), 1, self.stores.dim)
         with self._lock.write():
             record = self._record(memory_id)
             if record is None:
@@ -167,7 +180,7 @@ class MemoryService:
             if vector is not None:
                 self._check_dim("update", vector)
                 undo["vector"] = self.stores.vector.get([memory_id])[0]["vector"]
-            self._write(update_operation(record.changed(content, meta, time.time()), vector), undo)
+            self._write(update_operation(record.changed(content, meta, self._clock()), vector), undo)
             return True
 
     def delete(self, memory_id: str) -> bool:
@@ -235,9 +248,9 @@ class MemoryService:
             admit = admitter(self._record, session_id, memory_type, window)
             if vector is None:
                 records = [r for r in map(admit, self._index.ids(session_id)) if r is not None]
-                return rank_by_recency(records, self.config.retrieval, time.time(), top_k)
+                return rank_by_recency(records, self.config.retrieval, self._clock(), top_k)
             self._check_dim("retrieve_memories", vector[None, :])
-            settings, now = self.config.retrieval, time.time()
+            settings, now = self.config.retrieval, self._clock()
             fetched = self._vector_candidates(vector, session_id, top_k, memory_type, window is not None, admit)
             hits = dict(best(fetched.values(), settings, now, top_k))
             if hops and hits:
@@ -294,7 +307,7 @@ class MemoryService:
     def _open_directory(self, path: str) -> None:
         self._directory = MemoryDirectory(path)
         self._manifest = self._directory.read_manifest()
-        self._directory.load(self._manifest, self.stores, self._backends)
+        self._directory.load(self._manifest, self.stores, self.config.sources())
         self._directory.remove_unreferenced(self._manifest)
         self._index.rebuild(self.stores)
         if self.config.durability != "none":
@@ -307,7 +320,7 @@ class MemoryService:
 
     def _checkpoint(self) -> None:
         assert self._directory is not None
-        self._manifest = self._directory.checkpoint(self._manifest, self.stores, self._backends)
+        self._manifest = self._directory.checkpoint(self._manifest, self.stores, self.config.sources())
         if self._journal is not None:
             self._journal.close()
             self._journal = Journal(self._directory.journal_path(self._manifest), self.config.durability)
@@ -347,7 +360,7 @@ class MemoryService:
         return vectors
 
     def _check_dim(self, method: str, vectors: np.ndarray) -> None:
-        dim = self.stores.vector.dim
+        dim = self.stores.dim
         if dim is not None and vectors.shape[1] != dim:
             check_vectors(method, vectors, vectors.shape[0], dim)
 
@@ -392,3 +405,11 @@ class MemoryService:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _validated(options: Mapping[str, Any]) -> MemoryConfig:
+    """The options as a :class:`MemoryConfig`; a :class:`ConfigError` naming each bad key and the valid ones."""
+    try:
+        return MemoryConfig.model_validate(dict(options))
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc, MemoryConfig, "options")) from None

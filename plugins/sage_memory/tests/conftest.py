@@ -12,10 +12,30 @@ from sage_memory import MemoryService
 KEY_PREFIX = "memory:"
 
 
+class ManualClock:
+    """A clock that moves only when the test says (``MemoryService(clock=...)``): distinct timestamps without waiting."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward."""
+        self.now += seconds
+
+
 @pytest.fixture
-def memory() -> Iterator[MemoryService]:
-    """A memory with every default (no arguments), closed after the test."""
-    service = MemoryService()
+def clock() -> ManualClock:
+    """A :class:`ManualClock` at a fixed moment."""
+    return ManualClock()
+
+
+@pytest.fixture
+def memory(clock: ManualClock) -> Iterator[MemoryService]:
+    """A memory with every default, timed by ``clock``, closed after the test."""
+    service = MemoryService(clock=clock)
     yield service
     service.close()
 

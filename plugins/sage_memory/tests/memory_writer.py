@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import random
 import sys
-import time
+import threading
 from typing import Any
 
 from sage_memory import MemoryService
@@ -35,10 +35,9 @@ def ack(**fields: Any) -> None:
 
 
 def pause_forever(where: str) -> None:
-    """Report the pause and wait for SIGKILL."""
+    """Report the pause and wait for SIGKILL (on an event nothing sets)."""
     print(json.dumps({"paused": where}), flush=True)
-    while True:
-        time.sleep(60)
+    threading.Event().wait()
 
 
 def store(memory: MemoryService, contents: list[str], session: str) -> list[str]:

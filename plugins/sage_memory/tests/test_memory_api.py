@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
 from sage_memory import MemoryService
 
 
-def test_service_with_no_arguments_stores_and_retrieves_by_text(memory: MemoryService) -> None:
+def test_service_with_no_arguments_stores_and_retrieves_by_text(memory: MemoryService, clock) -> None:
     memory.store_memory("the cat sat on the mat")
     wanted = memory.store_memory("quarterly revenue grew by ten percent")
     memory.store_memory("a recipe for apple pie")
@@ -21,7 +19,7 @@ def test_service_with_no_arguments_stores_and_retrieves_by_text(memory: MemorySe
     result = results[0]
     assert result["content"] == "quarterly revenue grew by ten percent"
     assert result["session_id"] == "default" and result["memory_type"] == "conversation"
-    assert result["created_at"] <= result["updated_at"] <= time.time()
+    assert result["created_at"] == result["updated_at"] == clock()
     assert isinstance(result["score"], float)
 
 
@@ -128,13 +126,13 @@ def test_memory_type_filter_returns_only_that_type(memory: MemoryService, unit) 
     assert {r["memory_type"] for r in several} == {"fact", "note"}
 
 
-def test_time_range_filters_on_creation_time(memory: MemoryService, unit) -> None:
+def test_time_range_filters_on_creation_time(memory: MemoryService, clock, unit) -> None:
     old = memory.store_memory("old", vector=unit(0))
-    time.sleep(0.02)
-    middle = time.time()
+    clock.advance(10)
     new = memory.store_memory("new", vector=unit(0, noise=0.5))
+    middle = clock() - 5
 
-    recent = memory.retrieve_memories(vector=unit(0), top_k=5, time_range=(middle, time.time()))
+    recent = memory.retrieve_memories(vector=unit(0), top_k=5, time_range=(middle, clock()))
     earlier = memory.retrieve_memories(vector=unit(0), top_k=5, time_range=(0, middle))
 
     assert [r["id"] for r in recent] == [new]
@@ -143,9 +141,9 @@ def test_time_range_filters_on_creation_time(memory: MemoryService, unit) -> Non
         memory.retrieve_memories(vector=unit(0), time_range=(2.0, 1.0))
 
 
-def test_retrieve_without_query_lists_the_newest_memories_first(memory: MemoryService) -> None:
+def test_retrieve_without_query_lists_the_newest_memories_first(memory: MemoryService, clock) -> None:
     first = memory.store_memory("first")
-    time.sleep(0.01)
+    clock.advance(1)
     second = memory.store_memory("second")
 
     assert [r["id"] for r in memory.retrieve_memories(top_k=5)] == [second, first]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
+from sage_core import ConfigError
 from sage_memory import MemoryService
 
 
@@ -66,24 +65,24 @@ def test_graph_weight_from_config_decides_whether_a_link_outranks_a_similar_memo
     assert ranked == ([anchor, answer, near] if link_first else [anchor, near, answer])
 
 
-def test_graph_expansion_respects_memory_type_and_time_filters(linked, unit) -> None:
+def test_graph_expansion_respects_memory_type_and_time_filters(linked, clock, unit) -> None:
     memory, anchor, answer, _ = linked
     other_type = memory.store_memory("a tool call", vector=unit(11), memory_type="tool")
     memory.link(anchor, other_type)
 
     results = memory.retrieve_memories(vector=unit(0), top_k=2, hops=1, memory_type="conversation")
-    future = memory.retrieve_memories(vector=unit(0), top_k=2, hops=1, time_range=(time.time() + 60, time.time() + 120))
+    future = memory.retrieve_memories(vector=unit(0), top_k=2, hops=1, time_range=(clock() + 60, clock() + 120))
 
     assert other_type not in {r["id"] for r in results}
     assert answer in {r["id"] for r in results}
     assert future == []
 
 
-def test_recency_weight_prefers_the_newer_of_two_equally_similar_memories(unit) -> None:
+def test_recency_weight_prefers_the_newer_of_two_equally_similar_memories(clock, unit) -> None:
     config = {"recency_weight": 0.5, "recency_half_life_s": 0.05}
-    with MemoryService(retrieval=config) as memory:
+    with MemoryService(retrieval=config, clock=clock) as memory:
         older = memory.store_memory("same", vector=unit(0))
-        time.sleep(0.1)
+        clock.advance(0.1)
         newer = memory.store_memory("same", vector=unit(0))
 
         ranked = memory.retrieve_memories(vector=unit(0), top_k=2)
@@ -92,10 +91,10 @@ def test_recency_weight_prefers_the_newer_of_two_equally_similar_memories(unit) 
     assert ranked[0]["score"] > ranked[1]["score"] + 0.2
 
 
-def test_without_recency_weight_similarity_alone_orders_results(unit) -> None:
-    with MemoryService(retrieval={"recency_weight": 0.0}) as memory:
+def test_without_recency_weight_similarity_alone_orders_results(clock, unit) -> None:
+    with MemoryService(retrieval={"recency_weight": 0.0}, clock=clock) as memory:
         closest_but_oldest = memory.store_memory("close", vector=unit(0))
-        time.sleep(0.02)
+        clock.advance(1)
         memory.store_memory("farther", vector=unit(0, noise=0.5))
 
         ranked = memory.retrieve_memories(vector=unit(0), top_k=2)
@@ -104,5 +103,5 @@ def test_without_recency_weight_similarity_alone_orders_results(unit) -> None:
 
 
 def test_unknown_retrieval_setting_is_rejected_with_the_valid_names() -> None:
-    with pytest.raises(ValueError, match="unknown key.*'graph_wieght'.*valid keys: vector_weight, graph_weight"):
+    with pytest.raises(ConfigError, match=r"options\.retrieval\.graph_wieght: unknown key \(did you mean 'graph_weight'\?\); valid keys: candidate_factor"):
         MemoryService(retrieval={"graph_wieght": 1.0})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from sage_core.serving.replies import Reply, ServingError
@@ -16,17 +17,19 @@ class RequestBook:
     :meth:`admit` hands out a :class:`Reply` and queues the record; :meth:`next_record` gives the
     request source the next record whose reply has not ended (a request cancelled while queued
     never enters the pipeline); :meth:`reply` finds a reply by request id. A reply leaves the book
-    when it ends.
+    when it ends, and ``on_end(request_id)`` is called (on the thread that ended it).
     """
 
-    def __init__(self, name: str, max_pending: int) -> None:
+    def __init__(self, name: str, max_pending: int, on_end: Callable[[str], None] | None = None) -> None:
         if max_pending < 1:
             msg = f"endpoint {name!r}: max_pending must be >= 1, got {max_pending}"
             raise ValueError(msg)
         self.name = name
         self.max_pending = max_pending
+        self.on_end = on_end
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
+        self._arrived = threading.Condition(self._lock)
         self._queue: deque[tuple[Any, Reply]] = deque()
         self._replies: dict[str, Reply] = {}
         self._refusal: ServingError | None = ServingError("unavailable", f"model {name!r} is not ready yet: services are starting")
@@ -60,16 +63,29 @@ class RequestBook:
             reply = Reply(request_id, on_end=self._forget)
             self._replies[request_id] = reply
             self._queue.append((record, reply))
+            self._arrived.notify()
         return reply
 
     def next_record(self) -> Any:
         """The next queued record whose request is still waiting, or ``None``."""
         with self._lock:
-            while self._queue:
-                record, reply = self._queue.popleft()
-                if not reply.ended.is_set():
-                    return record
-        return None
+            records = self._pop(1)
+        return records[0] if records else None
+
+    def wait_records(self, limit: int, timeout: float) -> list:
+        """Up to ``limit`` queued records whose requests still wait, once one is queued (or ``timeout`` seconds)."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: self._queue, timeout)
+            return self._pop(limit)
+
+    def _pop(self, limit: int) -> list:
+        """Up to ``limit`` queued records, skipping those whose request has ended (lock held)."""
+        records: list = []
+        while self._queue and len(records) < limit:
+            record, reply = self._queue.popleft()
+            if not reply.ended.is_set():
+                records.append(record)
+        return records
 
     def reply(self, request_id: Any) -> Reply | None:
         """The pending reply of ``request_id`` (``None`` once it ended, or for an unknown id)."""
@@ -101,6 +117,8 @@ class RequestBook:
             if self._replies.get(reply.request_id) is reply:
                 del self._replies[reply.request_id]
             self._idle.notify_all()
+        if self.on_end is not None:
+            self.on_end(reply.request_id)
 
 
 __all__ = ["RequestBook"]

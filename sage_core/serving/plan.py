@@ -9,18 +9,21 @@ on shutdown, :meth:`ServingPlan.drain`.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sage_core.serving.replies import ServingError
+from sage_core.api.functions import SinkFunction, SourceFunction
+from sage_core.serving.local import LocalTransport
+from sage_core.serving.replies import Reply, ServingError
 
 if TYPE_CHECKING:
     from sage_core.api.environment import BaseEnvironment
+    from sage_core.runtime.errors import RecordWatcher
     from sage_core.runtime.job import JobHandle
-    from sage_core.runtime.records import DeadLetter
     from sage_core.serving.endpoint import ChatEndpoint
 
 log = logging.getLogger("sage.serving")
@@ -41,6 +44,28 @@ def when_started(env: BaseEnvironment, step: Callable[[Any], None]) -> None:
     serving_plan(env).setup_steps.append(step)
 
 
+class Transport(Protocol):
+    """How requests reach a served job's tasks and how answers come back: in this process, or through Ray."""
+
+    def source(self, endpoint: ChatEndpoint) -> SourceFunction:
+        """The request source of ``endpoint``."""
+
+    def sink(self, endpoint: ChatEndpoint) -> SinkFunction:
+        """The response sink of ``endpoint``."""
+
+    def watcher(self) -> RecordWatcher:
+        """The job's record watcher: ends the requests of failed and dropped records."""
+
+    def start(self) -> None:
+        """Before the job is submitted: open the way between the front end and the tasks."""
+
+    def request_ended(self, request_id: str) -> None:
+        """A request ended in the front end (answered, failed, cancelled): its answer is no longer wanted."""
+
+    def close(self) -> None:
+        """After the job has ended: release what :meth:`start` made."""
+
+
 class ServingPlan:
     """The endpoints and start-up steps of one environment, and its served job once started."""
 
@@ -48,6 +73,7 @@ class ServingPlan:
         self.env = env
         self.endpoints: dict[str, ChatEndpoint] = {}
         self.setup_steps: list[Callable[[Any], None]] = []
+        self.transport: Transport = _transport(self)
         self.job: JobHandle | None = None
         self._draining = False
         self._lock = threading.Lock()
@@ -59,12 +85,20 @@ class ServingPlan:
             raise ValueError(msg)
         self.endpoints[endpoint.name] = endpoint
 
+    def reply(self, request_id: str) -> Reply | None:
+        """The pending reply of ``request_id`` in any endpoint."""
+        for endpoint in self.endpoints.values():
+            reply = endpoint.book.reply(request_id)
+            if reply is not None:
+                return reply
+        return None
+
     def start(self) -> JobHandle | None:
         """Start the services, run the start-up steps, submit the job, then accept requests.
 
-        The job runs under the ``dead_letter`` error policy: a record that fails answers its request
-        with the error (naming the operator) and the job goes on. Returns ``None`` (and submits
-        nothing) when :meth:`drain` was called meanwhile.
+        The job runs under the ``dead_letter`` error policy, and its record watcher ends the request
+        of a record that fails (naming the operator) or that a filter drops, at once; the job goes
+        on. Returns ``None`` (and submits nothing) when :meth:`drain` was called meanwhile.
         """
         env = self.env
         env.services.start()
@@ -81,7 +115,8 @@ class ServingPlan:
             log.info("served job %r: error_policy %r -> dead_letter (a failed record answers its request)",
                      env.name, env.config.job.error_policy)
             env.config.job.error_policy = "dead_letter"
-        env.set_dead_letter_sink(_DeadLetterRouter(self, env.dead_letter_sink))
+        self.transport.start()
+        env.set_record_watcher(self.transport.watcher())
         self.job = env.submit(autostop=False)
         for endpoint in self.endpoints.values():
             endpoint.book.open()
@@ -95,11 +130,12 @@ class ServingPlan:
         )
 
     def drain(self, timeout: float) -> int:
-        """Refuse new requests, let those in flight finish within ``timeout`` seconds, cancel the rest.
+        """Refuse new requests, let those accepted finish within ``timeout`` seconds, cancel the rest.
 
-        Stops the job (its sources stop, its records drain, the rest is cancelled at the deadline),
-        then waits for answers still streaming; returns how many requests were cancelled. Services
-        stay open (``env.close()`` closes them).
+        The job keeps serving the requests already accepted (queued ones included) until they end
+        or the deadline passes; what is left then is cancelled, and the job is stopped (records of
+        cancelled requests still in it are cancelled too). Returns how many requests were
+        cancelled. Services stay open (``env.close()`` closes them).
         """
         deadline = time.monotonic() + timeout
         refusal = ServingError("unavailable", "the server is shutting down")
@@ -109,31 +145,26 @@ class ServingPlan:
                 endpoint.book.refuse(refusal)
         error = ServingError("unavailable", f"the server shut down before the answer was complete ({timeout:g} s drain)")
         cancelled = 0
-        if self.job is not None:
-            self.job.stop(timeout=max(0.0, deadline - time.monotonic()))  # drained, or cancelled at the deadline
-            for endpoint in self.endpoints.values():  # the job has ended: what has no answer now never will
+        if self.job is None or not self.job.running:  # nothing will answer what has no answer yet
+            for endpoint in self.endpoints.values():
                 cancelled += endpoint.book.cancel_all(error, unanswered_only=True)
-        for endpoint in self.endpoints.values():  # answers still streaming get the rest of the deadline
+        for endpoint in self.endpoints.values():
             if not endpoint.book.wait_idle(max(0.0, deadline - time.monotonic())):
                 cancelled += endpoint.book.cancel_all(error)
+        if self.job is not None:
+            self.job.stop(timeout=max(0.0, deadline - time.monotonic()))
+        self.transport.close()
         return cancelled
 
 
-class _DeadLetterRouter:
-    """The environment's dead-letter sink while serving: a failed record fails its request."""
+def _transport(plan: ServingPlan) -> Transport:
+    """Through Ray for a ``RemoteEnvironment``, else within this process."""
+    remote = sys.modules.get("sage_core.api.remote_environment")  # imported whenever a RemoteEnvironment exists
+    if remote is not None and isinstance(plan.env, remote.RemoteEnvironment):
+        from sage_core.serving.ray_transport import RayTransport
 
-    def __init__(self, plan: ServingPlan, previous: Callable[[DeadLetter], None] | None) -> None:
-        self.plan = plan
-        self.previous = previous
-
-    def __call__(self, letter: DeadLetter) -> None:
-        for endpoint in self.plan.endpoints.values():
-            reply = endpoint.reply_of(letter.record)
-            if reply is not None:
-                reply.fail(ServingError("failed", f"operator {letter.operator!r} failed on the request: {letter.error}"))
-                break
-        if self.previous is not None:
-            self.previous(letter)
+        return RayTransport(plan)
+    return LocalTransport(plan)
 
 
-__all__ = ["ServingPlan", "serving_plan", "when_started"]
+__all__ = ["ServingPlan", "Transport", "serving_plan", "when_started"]

@@ -7,7 +7,7 @@ data: no web types reach the core or the pipeline's functions.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,4 +55,28 @@ class Answer:
     finish_reason: str = "stop"
 
 
-__all__ = ["Answer", "ChatRequest"]
+def default_request_id(record: Any) -> Any:
+    """``record.request_id``, else ``record.id``, else ``record["request_id"]`` (``None`` if absent)."""
+    for attribute in ("request_id", "id"):
+        value = getattr(record, attribute, None)
+        if value is not None:
+            return value
+    if isinstance(record, dict):
+        return record.get("request_id")
+    return None
+
+
+def request_id_of(record: Any, find: Callable[[Any], Any] | None = None) -> str | None:
+    """The request id in a record of any step: ``find(record)`` if given and it finds one, else the default places."""
+    request_id = None
+    if find is not None:
+        try:
+            request_id = find(record)
+        except Exception:  # a record of another shape: try the usual places
+            request_id = None
+    if request_id is None:
+        request_id = default_request_id(record)
+    return request_id if isinstance(request_id, str) else None
+
+
+__all__ = ["Answer", "ChatRequest", "default_request_id", "request_id_of"]

@@ -14,21 +14,25 @@ from typing import Any, Literal
 
 from sage_core.serving.records import Answer
 
-Reason = Literal["overloaded", "unavailable", "timeout", "failed", "cancelled"]
+Reason = Literal["overloaded", "unavailable", "timeout", "failed", "filtered", "cancelled"]
 
 
 class ServingError(Exception):
     """Why a request got no answer: ``reason`` is what a front end maps to a status code.
 
     ``overloaded``: too many requests pending; ``unavailable``: not ready or shutting down;
-    ``timeout``: no answer in time (also a record a filter dropped); ``failed``: a function or
-    service raised on the record; ``cancelled``: the client went away or the job was cancelled.
+    ``timeout``: no answer in time; ``failed``: a function or service raised on the record;
+    ``filtered``: a filter (or a flatmap giving nothing) dropped the record, so the pipeline has
+    no answer for it; ``cancelled``: the client went away or the job was cancelled.
     """
 
     def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(message)
         self.reason: Reason = reason
         self.message = message
+
+    def __reduce__(self) -> tuple[type[ServingError], tuple[Reason, str]]:
+        return ServingError, (self.reason, self.message)  # travels between processes (Ray) whole
 
 
 @dataclass(frozen=True)
@@ -115,8 +119,17 @@ class Reply:
         threading.Thread(target=self._pump, args=(answer,), name=f"sage-serve-{self.request_id}", daemon=True).start()
 
     def fail(self, error: ServingError) -> None:
-        """End the request with ``error`` (the record failed)."""
+        """End the request with ``error`` (the record failed or was dropped)."""
         self._end(Failed(error))
+
+    def relay(self, event: Event) -> None:
+        """Apply an event of this request's reply in another process (the pipeline runs on Ray)."""
+        if isinstance(event, (Finished, Failed)):
+            self._end(event)
+            return
+        if isinstance(event, Started):
+            self.answered = True
+        self._emit(event)
 
     # ------------------------------------------------------------------ internals
 

@@ -113,6 +113,29 @@ def test_a_failing_record_fails_its_request_naming_the_operator(env: LocalEnviro
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("parallelism", [1, 2])  # the filter chained behind the source, or a task of its own
+def test_a_filtered_record_ends_its_request_at_once_naming_the_operator(env: LocalEnvironment, parallelism: int) -> None:
+    endpoint = ChatEndpoint(env, "picky", timeout_s=3600)
+    (
+        endpoint.requests()
+        .filter(lambda r: r.question != "skip", name="keep", parallelism=parallelism)
+        .flatmap(lambda r: [] if r.question == "nothing" else [r], name="expand", parallelism=parallelism)
+        .map(Shout, name="shout", parallelism=parallelism)
+        .sink(endpoint.replies(), parallelism=parallelism)
+    )
+    plan = serving_plan(env)
+    plan.start()
+    for text, operator in (("skip", "keep"), ("nothing", "expand")):
+        _, end = outcome(ask(endpoint, text)[1])
+        assert isinstance(end, Failed) and end.error.reason == "filtered"
+        assert f"operator {operator!r} filtered out the request" in end.error.message
+    assert outcome(ask(endpoint, "kept")[1])[0] == "KEPT"
+    operators = plan.job.summary()["operators"]  # type: ignore[union-attr]
+    assert operators["keep"]["filtered"] == 1 and operators["expand"]["filtered"] == 1
+    plan.drain(5.0)
+
+
+@pytest.mark.timeout(60)
 def test_the_pending_bound_refuses_requests_past_it(env: LocalEnvironment) -> None:
     endpoint = ChatEndpoint(env, "tiny", max_pending=1)
     endpoint.book.open()

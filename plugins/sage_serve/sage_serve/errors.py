@@ -7,6 +7,7 @@ body is not JSON                         400     invalid_request_error      inva
 a field is missing or wrong              400     invalid_request_error      invalid_value (param)
 wrong or missing API key                 401     invalid_request_error      invalid_api_key
 unknown model / route                    404     invalid_request_error      model_not_found
+the pipeline filtered the request out    422     invalid_request_error      filtered
 too many requests pending                429     rate_limit_error           overloaded
 a function or service failed             500     server_error               pipeline_error
 not ready, shutting down                 503     service_unavailable_error  unavailable
@@ -31,6 +32,7 @@ _SERVING_STATUS = {
     "unavailable": (503, "service_unavailable_error"),
     "timeout": (504, "timeout_error"),
     "failed": (500, "server_error"),
+    "filtered": (422, "invalid_request_error"),
     "cancelled": (503, "service_unavailable_error"),
 }
 _SERVING_CODE = {"failed": "pipeline_error"}

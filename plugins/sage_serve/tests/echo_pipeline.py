@@ -3,7 +3,8 @@
 Commands in the user's message steer it (the words after the command are the prompt):
 
 * ``fail: ...``  the map raises (the request gets 500 naming the operator);
-* ``drop: ...``  a filter drops the record (the request times out: 504);
+* ``drop: ...``  a filter drops the record (the request gets 422, code ``filtered``);
+* ``none: ...``  a flatmap gives nothing for the record (422 as well);
 * ``slow: ...``  the words come one per ``SLOW_S`` seconds (a long stream to cut or drain);
 * ``aborts N``   answers once the LLM service has seen ``N`` streams aborted (closed before their end).
 
@@ -105,6 +106,7 @@ for name, timeout_s, max_pending in (("echo", 60.0, 256), ("echo-quick", 1.0, 25
     (
         chat.requests()
         .filter(lambda request: not request.question.startswith("drop:"), name=f"{name}-keep")
+        .flatmap(lambda request: [] if request.question.startswith("none:") else [request], name=f"{name}-expand")
         .map(Respond, capacity=256, ordered=False, name=f"{name}-respond")
         .sink(chat.replies(), name=f"{name}-replies")
     )

@@ -69,10 +69,16 @@ def test_a_failing_function_answers_500_naming_the_operator(client: openai.OpenA
 
 
 @pytest.mark.timeout(60)
-def test_a_record_dropped_by_a_filter_times_out_with_504(client: openai.OpenAI) -> None:
-    with pytest.raises(openai.APIStatusError) as caught:
-        client.chat.completions.create(model="echo-quick", messages=user("drop: me"))
-    assert caught.value.status_code == 504 and caught.value.code == "timeout"
+@pytest.mark.parametrize(("text", "operator"), [("drop: me", "echo-keep"), ("none: for me", "echo-expand")])
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_record_dropped_in_the_pipeline_answers_422_naming_the_operator(
+    client: openai.OpenAI, text: str, operator: str, stream: bool
+) -> None:
+    # model echo waits 60 s for an answer: the 422 comes from the drop, not from a timeout
+    with pytest.raises(openai.UnprocessableEntityError) as caught:
+        client.chat.completions.create(model="echo", messages=user(text), stream=stream)
+    assert caught.value.code == "filtered" and f"'{operator}' filtered out the request" in caught.value.message
+    assert client.chat.completions.create(model="echo", messages=user("still fine")).choices[0].message.content == "still fine"
 
 
 @pytest.mark.timeout(60)

@@ -87,7 +87,7 @@ class RayRuntime:
                 contexts = {op: replace(make_context(graph.operator(op), instance), services=None) for op in chain.operators}
                 setup = TaskSetup(
                     task_id, chain, instance, specs, contexts, dict(services), errors.policy,
-                    upstream, keyed, outputs, batch_size, window,
+                    upstream, keyed, outputs, batch_size, window, errors.watcher,
                 )
                 self._setups[task_id] = _serialize(task_id, setup)
                 if not inputs:

@@ -24,7 +24,7 @@ from sage_core.compiler.partitioners import make_splitter
 from sage_core.compiler.physical import Chain
 from sage_core.runtime.chain import BoundChain
 from sage_core.runtime.context import RuntimeContext
-from sage_core.runtime.errors import ErrorPolicy
+from sage_core.runtime.errors import ErrorPolicy, RecordWatcher
 from sage_core.runtime.ray.channels import ChannelSender, InOrder, TaskAborted
 from sage_core.runtime.ray.cluster import threads_block_not_the_loop
 from sage_core.runtime.ray.portable import TaskFailure, portable_exception
@@ -95,6 +95,8 @@ class TaskSetup:
     outputs: list[OutputSpec]
     batch_size: int
     window: int
+    watcher: RecordWatcher | None = None
+    """The job's record watcher (it travels to every task: serving ends requests with it)."""
 
 
 class TaskActor:
@@ -168,7 +170,7 @@ class TaskActor:
 
     def _build(self, setup: TaskSetup) -> ActorTaskLoop:
         """Bind the user's functions, connect the outputs, start the loop thread."""
-        self.errors = ErrorPolicy(setup.error_policy)
+        self.errors = ErrorPolicy(setup.error_policy, watcher=setup.watcher)
         services, contexts = ServiceRegistry.of(setup.services), setup.contexts
 
         def make_context(spec: OperatorSpec, instance: int) -> RuntimeContext:

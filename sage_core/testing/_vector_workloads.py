@@ -11,7 +11,7 @@ from sage_core.testing._calls import call
 from sage_core.testing._vectors import unit_vectors
 
 WRITERS, BATCHES, BATCH = 4, 15, 20
-SHARED, VERSIONS = 8, 30
+SHARED, VERSIONS = 8, 150
 
 
 class ConcurrentWrites:

@@ -20,10 +20,11 @@ def unit_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:
 
 
 def item_metadata(i: int) -> dict[str, Any]:
-    """Metadata of item ``i``: a str, an int, a bool, a unique name and a key only every 50th has."""
+    """Metadata of item ``i``: a str, an int, a bool, a unique name, and a key only every 50th
+    has (``1`` or ``None``, alternately)."""
     meta: dict[str, Any] = {"colour": COLOURS[i % 3], "group": i % 7, "even": i % 2 == 0, "name": f"n{i}"}
     if i % 50 == 0:
-        meta["rare"] = 1
+        meta["rare"] = 1 if i % 100 == 0 else None
     return meta
 
 
@@ -37,11 +38,15 @@ FILTER_CASES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("one of three", {"group": [2, 4, 6]}),
     ("one of one", {"group": [3]}),
     ("one of, some absent", {"name": ["n7", "n4999", "missing"]}),
+    ("one of none", {"group": []}),
     ("two keys (and)", {"colour": "blue", "even": True}),
     ("one of and equal", {"group": [0, 6], "colour": "green"}),
     ("key on some rows only", {"rare": 1}),
+    ("None, key on some rows only", {"rare": None}),
+    ("no keys", {}),
 )
-"""Every operator of the contract's ``MetadataFilter``: equality, a list meaning "one of", keys ANDed."""
+"""Every operator of the contract's ``MetadataFilter``: equality, a list meaning "one of", keys
+ANDed, a missing key never matching (not even ``None``), and the empty filter matching everything."""
 
 
 def matches(metadata: Mapping[str, Any], filter: Mapping[str, Any]) -> bool:

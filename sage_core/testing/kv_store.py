@@ -121,7 +121,8 @@ class KVStoreContract:
         assert call(kv.count) == len(expected)
         assert call(kv.keys) == sorted(expected)
         assert [call(kv.get, k, default="gone") for k in deleted[:50]] == ["gone"] * 50
-        assert all(call(kv.get, k) == {"replaced": k} for k in replaced)
+        stale = [k for k in replaced if call(kv.get, k) != {"replaced": k}]
+        assert not stale, f"{len(stale)} of {len(replaced)} keys put again still give their old value, e.g. {stale[:5]}"
 
     # ------------------------------------------------------------------ concurrency
 

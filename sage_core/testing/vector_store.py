@@ -115,8 +115,8 @@ class VectorStoreContract:
         call(store.upsert, np.stack([second, first]), ids=["x", "y"], metadata=[{"v": 2}, {"v": 3}])
         assert call(store.count) == 2
         got = call(store.get, ["x"])[0]
-        np.testing.assert_allclose(got["vector"], second, rtol=1e-5, atol=1e-5)
-        assert got["metadata"] == {"v": 2}
+        np.testing.assert_allclose(got["vector"], second, rtol=1e-5, atol=1e-5, err_msg="upsert kept the old vector")
+        assert got["metadata"] == {"v": 2}, f"upsert kept the old metadata: {got['metadata']}"
 
     def test_delete_returns_how_many_existed_and_removes_them_from_search(self, filled: Stored) -> None:
         store, vectors, _, _ = filled
@@ -270,7 +270,7 @@ class VectorStoreContract:
         try:
             call(fresh.add, unit_vectors(1, self.dim, seed=99), ids=["stale"])
             call(fresh.load, path)
-            assert call(fresh.count) == SCALE - 100
+            assert call(fresh.count) == SCALE - 100, "the count after load is not the saved store's (load must replace the contents)"
             entries = call(fresh.get, ["stale"] + ids)
             assert entries[: 101] == [None] * 101, "load kept an earlier or deleted item"
             for row, entry in enumerate(entries[101:], start=100):

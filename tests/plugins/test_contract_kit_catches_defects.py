@@ -17,7 +17,7 @@ import pytest
 
 from sage_core.builtin.graph_store import NetworkxGraphStore
 from sage_core.builtin.hashing_embedder import HashingEmbedder
-from sage_core.builtin.kv_stores import MemoryKVStore
+from sage_core.builtin.kv_stores import MemoryKVStore, SQLiteKVStore
 from sage_core.builtin.numpy_vdb import NumpyVectorStore
 from sage_core.services.contracts import Hit
 
@@ -113,6 +113,51 @@ class DeleteLeavesTombstoneSearchable(_FilteredSearch):
         self.tombstones -= set(reused)
 
 
+class UpsertKeepsOldMetadata(NumpyVectorStore):
+    """Upsert replaces a stored id's vector but keeps its metadata (a partial update)."""
+
+    def upsert(self, vectors: np.ndarray, ids: Sequence[str], metadata: Any = None) -> list[str]:
+        given = list(metadata) if metadata is not None else [None] * len(ids)
+        stored = {i: entry["metadata"] for i, entry in zip(ids, self.get(ids)) if entry is not None}
+        return super().upsert(vectors, ids=ids, metadata=[stored.get(i, m) for i, m in zip(ids, given)])
+
+
+class UpsertDeletesThenAdds(NumpyVectorStore):
+    """Upsert is a delete, then an add, each under the lock but not together: a reader between
+    the two finds the id gone."""
+
+    def upsert(self, vectors: np.ndarray, ids: Sequence[str], metadata: Any = None) -> list[str]:
+        self.delete(ids)
+        return self.add(vectors, ids=ids, metadata=metadata)
+
+
+class FilteredScoresFromUnfilteredRanks(NumpyVectorStore):
+    """A filtered search gives each hit the score of the unfiltered result at the same rank (a
+    pre-filter's row mapping applied to the ids but not to the scores)."""
+
+    def search(self, query: np.ndarray, top_k: int = 10, filter: Mapping[str, Any] | None = None) -> Any:
+        found = super().search(query, top_k=top_k, filter=filter)
+        if not filter:
+            return found
+        single = np.asarray(query).ndim == 1
+        unfiltered = super().search(query, top_k=top_k)
+        rows = zip([found] if single else found, [unfiltered] if single else unfiltered)
+        fixed = [[Hit(h.id, u.score, h.metadata) for h, u in zip(hits, ranks)] for hits, ranks in rows]
+        return fixed[0] if single else fixed
+
+
+class LoadKeepsEarlierItems(NumpyVectorStore):
+    """Load adds the snapshot to what is stored instead of replacing it."""
+
+    def load(self, path: str) -> None:
+        snapshot = NumpyVectorStore(metric=self.metric)
+        snapshot.load(path)
+        entries = snapshot.get(snapshot._ids[: snapshot._n])
+        if entries:
+            vectors = np.stack([e["vector"] for e in entries])
+            self.upsert(vectors, ids=[e["id"] for e in entries], metadata=[e["metadata"] for e in entries])
+
+
 # ---------------------------------------------------------------------- defective KV stores
 
 
@@ -125,6 +170,26 @@ class CopyOnWriteKV(MemoryKVStore):
         data = dict(self._data)
         data[key] = text
         self._data = data
+
+
+class PutKeepsFirstValueKV(MemoryKVStore):
+    """``put`` of a stored key is ignored (an ``INSERT OR IGNORE`` where a replace was meant)."""
+
+    def put(self, key: str, value: Any) -> None:
+        if self.get(key, default=_ABSENT) is _ABSENT:
+            super().put(key, value)
+
+
+class PrefixByLikeKV(SQLiteKVStore):
+    """``keys(prefix)`` by ``LIKE prefix%``: ``_`` and ``%`` in the prefix act as wildcards."""
+
+    def keys(self, prefix: str = "") -> list[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT key FROM kv WHERE key LIKE ? ORDER BY key", (f"{prefix}%",)).fetchall()
+        return [row[0] for row in rows]
+
+
+_ABSENT = object()
 
 
 class SavesInPlaceKV(MemoryKVStore):
@@ -158,6 +223,13 @@ class RelationOnlyOnOutEdges(NetworkxGraphStore):
                 seen.update(frontier)
                 found.extend(frontier)
             return found
+
+
+class NeighborsSortedByName(NetworkxGraphStore):
+    """``neighbors`` sorted by node id for a stable answer, losing the nearest-first order."""
+
+    def neighbors(self, node: str, hops: int = 1, relation: str | None = None) -> list[str]:
+        return sorted(super().neighbors(node, hops=hops, relation=relation))
 
 
 class UnsortsLargeBatchesWrongly(HashingEmbedder):
@@ -215,6 +287,29 @@ DEFECTS = {
         "vdb", lambda: DeleteLeavesTombstoneSearchable(dim=16), lambda: NumpyVectorStore(dim=16),
         "test_deletes_and_upserts_at_scale_reach_search_get_and_filters", "deleted ids still found",
     ),
+    "vdb upsert keeps the old metadata": Defect(
+        "vdb", lambda: UpsertKeepsOldMetadata(dim=16), lambda: NumpyVectorStore(dim=16),
+        "test_upsert_replaces_vector_and_metadata_and_inserts_new_ids", "upsert kept the old metadata",
+    ),
+    "vdb upsert is a delete then an add": Defect(
+        "vdb", lambda: UpsertDeletesThenAdds(dim=16), lambda: NumpyVectorStore(dim=16),
+        "test_concurrent_writers_and_readers_lose_nothing_and_never_tear", "vanished while being upserted",
+    ),
+    "vdb filtered hits carry unfiltered scores": Defect(
+        "vdb", lambda: FilteredScoresFromUnfilteredRanks(dim=16), lambda: NumpyVectorStore(dim=16),
+        "test_every_filter_operator_matches_brute_force_at_scale", "scores are neither the similarity",
+    ),
+    "vdb load keeps earlier items": Defect(
+        "vdb", lambda: LoadKeepsEarlierItems(dim=16), lambda: NumpyVectorStore(dim=16),
+        "test_save_and_load_round_trip_at_scale", "load must replace the contents",
+    ),
+    "kv put keeps the first value": Defect(
+        "kv", PutKeepsFirstValueKV, MemoryKVStore, "test_overwrites_and_deletes_at_scale", "still give their old value",
+    ),
+    "kv prefix taken as a LIKE pattern": Defect(
+        "kv", PrefixByLikeKV, SQLiteKVStore, "test_get_keys_and_count_agree_with_a_dict_at_scale",
+        "differs from the sorted keys with that prefix",
+    ),
     "kv loses writes under concurrency": Defect(
         "kv", CopyOnWriteKV, MemoryKVStore, "test_concurrent_writers_and_readers_lose_nothing_and_never_tear",
         "concurrent",
@@ -226,6 +321,10 @@ DEFECTS = {
     "graph relation filter ignores incoming edges": Defect(
         "graph", RelationOnlyOnOutEdges, NetworkxGraphStore, "test_neighbors_match_breadth_first_search_at_scale",
         "relation='a'): missing",
+    ),
+    "graph neighbors sorted by name, not nearest first": Defect(
+        "graph", NeighborsSortedByName, NetworkxGraphStore, "test_neighbors_match_breadth_first_search_at_scale",
+        "is not nearest first",
     ),
     "embedder misorders rows of large batches": Defect(
         "embedding", lambda: UnsortsLargeBatchesWrongly(dim=64), lambda: HashingEmbedder(dim=64),

@@ -71,7 +71,7 @@ def graph(path: str, fmt: str) -> None:
 
 
 def plugins_listing(manager: Any) -> dict[str, list[dict[str, Any]]]:
-    """What ``sage plugins --json`` prints: the plugins, the service kinds and the backends."""
+    """What ``sage plugins --json`` prints: the plugins, the service kinds and the backends with their option schemas."""
     return {
         "plugins": [
             {"name": i.name, "version": i.version, "builtin": i.builtin, "hooks": i.hooks, "error": i.error}
@@ -88,10 +88,27 @@ def plugins_listing(manager: Any) -> dict[str, list[dict[str, Any]]]:
             for kind in sorted(manager.kinds().values(), key=lambda k: k.name)
         ],
         "backends": [
-            {"kind": b.kind, "name": b.name, "devices": list(b.devices), "plugin": b.plugin, "description": b.description}
+            {
+                "kind": b.kind,
+                "name": b.name,
+                "devices": list(b.devices),
+                "plugin": b.plugin,
+                "description": b.description,
+                "options": _options_schema(b.options),
+            }
             for b in sorted(manager.backends(), key=lambda b: (b.kind, b.name))
         ],
     }
+
+
+def _options_schema(model: Any) -> dict[str, Any] | None:
+    """A backend's options as JSON schema; ``None`` when undeclared, ``{"error": ...}`` when it has none."""
+    if model is None:
+        return None
+    try:
+        return model.model_json_schema()
+    except Exception as exc:  # a plugin's model with a type JSON schema cannot express
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 @cli.command()
@@ -110,11 +127,12 @@ def plugins(as_json: bool) -> None:
         status = f"[red]{info.error}[/red]" if info.error else "[green]ok[/green]"
         table.add_row(info.name, info.version, ", ".join(info.hooks), status)
     Console().print(table)
-    backends = Table(title="Service backends")
-    for column in ("kind", "backend", "devices", "plugin"):
+    backends = Table(title="Service backends (options: sage plugins --json has their schemas)")
+    for column in ("kind", "backend", "devices", "plugin", "options"):
         backends.add_column(column)
     for spec in sorted(manager.backends(), key=lambda b: (b.kind, b.name)):
-        backends.add_row(spec.kind, spec.name, ", ".join(spec.devices), spec.plugin)
+        options = ", ".join(spec.options.model_fields) if spec.options is not None else "-"
+        backends.add_row(spec.kind, spec.name, ", ".join(spec.devices), spec.plugin, options)
     Console().print(backends)
 
 

@@ -11,6 +11,7 @@ import pytest
 
 import sage_core
 import sage_core.plugin
+import sage_core.testing
 from sage_core.plugins import hookspecs
 
 ROOT = Path(__file__).parent.parent.parent
@@ -40,3 +41,19 @@ def test_every_plugin_package_declares_the_sage_entry_point_group(pyproject: Pat
     project = tomllib.loads(pyproject.read_text())["project"]
     assert project["entry-points"]["sage"], f"{pyproject} declares no [project.entry-points.sage]"
     assert "sage-core" in " ".join(project["dependencies"])
+
+
+CONTRACTS = [getattr(sage_core.plugin, name) for name in ("VectorStore", "KVStore", "GraphStore", "Memory", "Embedder", "LLM")]
+
+
+@pytest.mark.parametrize("contract", CONTRACTS, ids=lambda c: c.__name__)
+def test_every_contract_method_is_documented_and_the_readme_names_its_suite(contract: type) -> None:
+    methods = [name for name, _ in inspect.getmembers(contract, inspect.isfunction) if not name.startswith("_")]
+    undocumented = [name for name in methods if len(inspect.getdoc(getattr(contract, name)) or "") < 10]
+    assert methods and not undocumented, f"{contract.__name__} methods without a docstring: {undocumented}"
+    suite = f"{contract.__name__}Contract"
+    assert hasattr(sage_core.testing, suite), f"sage_core.testing has no {suite}"
+    rows = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `")]
+    assert any(f"`{contract.__name__}`" in row and f"`{suite}`" in row for row in rows), (
+        f"the README's plugin guide has no row naming {contract.__name__} and {suite}"
+    )

@@ -412,4 +412,4 @@ def _validated(options: Mapping[str, Any]) -> MemoryConfig:
     try:
         return MemoryConfig.model_validate(dict(options))
     except ValidationError as exc:
-        raise ConfigError(describe_errors(exc, MemoryConfig, "options")) from None
+        raise ConfigError(describe_errors(exc, MemoryConfig)) from None

@@ -81,20 +81,20 @@ def open_part(part: str, store: StoreConfig, memory_device: str) -> Any:
     try:
         spec = get_plugin_manager().backend(kind, store.backend)  # type: ignore[arg-type]
     except ConfigError as exc:
-        msg = f"options.{part}.backend: {exc}"
+        msg = f"{part}.backend: {exc}"
         raise ConfigError(msg) from exc
     device = store.device or _inherited_device(memory_device, spec.devices)
     try:
         return spec.factory(device=device, **store.options)
     except TypeError as exc:
-        msg = f"options.{part}.options {store.options!r} rejected by backend {store.backend!r} ({kind}): {exc}"
+        msg = f"{part}.options {store.options!r} rejected by backend {store.backend!r} ({kind}): {exc}"
         raise ConfigError(msg) from exc
 
 
 def service_part(part: str, name: str, services: Mapping[str, Any] | None) -> Any:
     """The proxy of the registered service ``name``, after checking it exists and is of the part's kind."""
     kind = STORE_KINDS[part]
-    where = f"options.{part}.service"
+    where = f"{part}.service"
     if services is None:
         msg = (
             f"{where}: {name!r} names a service, but this memory was created outside a service registry; "

@@ -103,5 +103,5 @@ def test_without_recency_weight_similarity_alone_orders_results(clock, unit) -> 
 
 
 def test_unknown_retrieval_setting_is_rejected_with_the_valid_names() -> None:
-    with pytest.raises(ConfigError, match=r"options\.retrieval\.graph_wieght: unknown key \(did you mean 'graph_weight'\?\); valid keys: candidate_factor"):
+    with pytest.raises(ConfigError, match=r"retrieval\.graph_wieght: unknown key \(did you mean 'graph_weight'\?\); valid keys: candidate_factor"):
         MemoryService(retrieval={"graph_wieght": 1.0})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any, Callable, Iterator, Literal
 
@@ -9,7 +10,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from sage_core.errors import ConfigError, ServiceError
-from sage_core.plugin import BackendSpec, ServiceKind, hookimpl
+from sage_core.plugin import BackendSpec, ServiceKind, get_plugin_manager, hookimpl
 from sage_core.plugins.manager import PluginManager
 from sage_core.services.registry import ServiceRegistry
 
@@ -189,3 +190,19 @@ def test_a_config_error_from_the_factory_surfaces_as_config_error_with_the_key_p
     assert not isinstance(info.value, ServiceError)
     with pytest.raises(ConfigError, match=message):
         services.sync["t"].settings()
+
+
+@pytest.mark.timeout(60)
+def test_every_installed_options_model_agrees_with_its_factory_s_parameters() -> None:
+    checked = []
+    for spec in get_plugin_manager().backends():
+        parameters = inspect.signature(spec.factory).parameters
+        if spec.options is None or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            continue  # a factory taking **options has the model as its only list
+        named = {name: p.default for name, p in parameters.items() if name != "device"}
+        fields = spec.options.model_fields
+        assert set(named) == set(fields), f"{spec.kind}/{spec.name}: parameters {sorted(named)}, model {sorted(fields)}"
+        for name, field in fields.items():
+            assert field.get_default(call_default_factory=True) == named[name], f"{spec.kind}/{spec.name}.{name}: defaults differ"
+        checked.append(spec.name)
+    assert {"numpy", "memory", "sqlite", "networkx", "hashing"} <= set(checked)

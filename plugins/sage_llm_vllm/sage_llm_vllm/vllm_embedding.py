@@ -8,18 +8,17 @@ share vLLM's continuous batching. The default model is all-MiniLM-L6-v2 from ``g
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
-import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from sage_core.plugin import embed_texts
 
 from sage_llm_vllm.embedders import minilm_dir, normalised
-from sage_llm_vllm.engine import EngineBackend, EngineSettings, check_model_path, prepare_device
+from sage_llm_vllm.engine import EngineBackend, EngineSettings
+from sage_llm_vllm.options import EngineOptions
 
 WHERE = "embedding backend vllm"
 
@@ -27,43 +26,19 @@ WHERE = "embedding backend vllm"
 class VLLMEmbedder(EngineBackend):
     """Texts to L2-normalised float32 vectors on a vLLM pooling engine (``embed`` is async).
 
-    ``model`` is a local embedding model directory (default: the packaged all-MiniLM-L6-v2). Engine
-    options as for the ``vllm`` llm backend; texts longer than ``max_model_len`` tokens are truncated.
+    Options are :class:`~sage_llm_vllm.options.EngineOptions`' fields, as keywords: ``model`` is a
+    local embedding model directory (default: the packaged all-MiniLM-L6-v2); engine options as for
+    the ``vllm`` llm backend; texts longer than ``max_model_len`` tokens are truncated.
     """
 
     where = WHERE
 
-    def __init__(
-        self,
-        device: str = "auto",
-        *,
-        model: str | os.PathLike[str] | None = None,
-        dtype: str = "auto",
-        max_model_len: int | None = None,
-        gpu_memory_utilization: float | None = None,
-        enforce_eager: bool = False,
-        max_num_seqs: int | None = None,
-        max_num_batched_tokens: int | None = None,
-        log_stats: bool = False,
-        engine_args: Mapping[str, Any] | None = None,
-        start_timeout_s: float = 900.0,
-    ) -> None:
-        path = check_model_path(model if model is not None else minilm_dir(), WHERE)
-        settings = EngineSettings(
-            model=path,
-            device=prepare_device(device, WHERE),
-            dtype=dtype,
-            max_model_len=max_model_len,
-            gpu_memory_utilization=gpu_memory_utilization,
-            enforce_eager=enforce_eager,
-            max_num_seqs=max_num_seqs,
-            max_num_batched_tokens=max_num_batched_tokens,
-            log_stats=log_stats,
-            engine_args=dict(engine_args or {}),
-        )
-        super().__init__(settings, start_timeout_s=start_timeout_s, runner="pooling")
-        self.model = path
-        self.dim = embedding_dim(Path(path))
+    def __init__(self, device: str = "auto", **options: Any) -> None:
+        chosen = EngineOptions(**options)
+        model = chosen.model if chosen.model is not None else minilm_dir()
+        super().__init__(EngineSettings.resolve(chosen, model, device, WHERE), runner="pooling")
+        self.model = self.settings.model
+        self.dim = embedding_dim(Path(self.model))
         """Output dimension, from the model's files (a sentence-transformers Dense layer, else the hidden size)."""
 
     async def embed(self, texts: Sequence[str] | str) -> np.ndarray:
@@ -99,9 +74,6 @@ class VLLMEmbedder(EngineBackend):
 async def start_embedding_service(device: str = "auto", **options: Any) -> VLLMEmbedder:
     """Start a :class:`VLLMEmbedder` on the running event loop (the plugin's registered factory)."""
     return VLLMEmbedder(device, **options)
-
-
-start_embedding_service.__signature__ = inspect.signature(VLLMEmbedder)  # type: ignore[attr-defined]
 
 
 def embedding_dim(model: Path) -> int:

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from sage_core.plugin import BackendUnavailable, get_plugin_manager
+from sage_core.plugin import BackendUnavailable, ConfigError, get_plugin_manager
+from sage_core.services.backend_options import tier_options
+from sage_core.services.config import parse_service
 from sage_llm_vllm import VLLMService
 from sage_llm_vllm.engine import EngineSettings, cuda_available
 from sage_llm_vllm.sampling import sampling_kwargs, to_vllm
@@ -110,3 +112,30 @@ def test_plugin_offers_every_backend_through_the_entry_point() -> None:
     offered = {(b.kind, b.name): b.plugin for b in plugins.backends()}
     for key in [("llm", "vllm"), ("embedding", "vllm"), ("embedding", "sentence_transformers"), ("embedding", "model2vec")]:
         assert offered.get(key) == "vllm", f"{key} not offered by the vllm plugin: {offered}"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"model": "/models/m", "max_num_seqs": 0}, r"services\.llm\.options\.max_num_seqs: Input should be greater than or equal to 1"),
+        ({"model": "/models/m", "tensor_parallel": 2},
+         r"services\.llm\.options\.tensor_parallel: unknown key \(did you mean 'tensor_parallel_size'\?\); valid keys: dtype, "),
+        ({"model": "/models/m", "gpu_memory_utilization": 1.5}, r"services\.llm\.options\.gpu_memory_utilization: Input should be less than or equal to 1"),
+    ],
+)
+def test_config_options_are_checked_by_the_backend_model_before_any_engine_starts(options: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_service("llm", {"kind": "llm", "backend": "vllm", "options": options}, get_plugin_manager())
+
+
+def test_an_embedding_fallback_inherits_only_the_options_it_takes() -> None:
+    plugins = get_plugin_manager()
+    config = parse_service(
+        "embed",
+        {"kind": "embedding", "backend": "vllm", "options": {"enforce_eager": True, "model": "/models/e"}, "fallback": ["sentence_transformers", "model2vec"]},
+        plugins,
+    )
+    primary, transformers, static = tier_options("services.embed", config, plugins)
+    assert primary.options["enforce_eager"] is True and primary.options["start_timeout_s"] == 900.0
+    assert transformers.options == {"model": Path("/models/e"), "batch_size": 64} and transformers.dropped == ("enforce_eager",)
+    assert static.options == {"model": Path("/models/e")} and static.dropped == ("enforce_eager",)

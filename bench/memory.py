@@ -10,7 +10,10 @@ pipeline. Measured in one run:
 * ``retrieve_p50_ms`` / ``retrieve_p99_ms``: ``retrieve_memories(query=..., session_id=..., top_k=10)``
   latency, one call at a time, with ``top1_hit_rate`` (the memory the query was cut from ranks first);
 * ``retrieve_hops1_p50_ms``: the same with graph expansion over links (``hops=1``);
-* with ``--vector numpy,faiss`` each further vector backend's figures appear prefixed by its name.
+* with ``--vector numpy,faiss`` each further vector backend's figures appear prefixed by its name;
+* ``--stores services`` registers the KV, vector and graph stores and the embedder as services of their
+  own that the memory calls by name (through the service layer: batching, fallback, timeouts) instead
+  of stores the memory creates (``owned``, the default); ``stores`` in the JSON line says which.
 
 Prints one JSON line. ``--n 2000`` for a quick run.
 """
@@ -36,12 +39,27 @@ def make_texts(n: int, rng: random.Random, vocabulary: int = 5000, words: int = 
     return [" ".join(f"w{rng.randrange(vocabulary)}" for _ in range(words)) for _ in range(n)]
 
 
-def measure(backend: str, n: int, sessions: int, batch: int, queries: int, singles: int, seed: int) -> dict[str, Any]:
+def register_memory(services: ServiceRegistry, backend: str, stores: str) -> None:
+    """The ``memory`` service with the vector backend ``backend``: its own stores, or store services it calls."""
+    if stores == "owned":
+        services.register("memory", kind="memory", backend="sage_memory", device="cpu", options={"vector": {"backend": backend}})
+        return
+    parts = {"kv": ("kv", "sqlite"), "vector": ("vdb", backend), "graph": ("graph", "networkx"), "embedder": ("embedding", "hashing")}
+    for part, (kind, name) in parts.items():
+        services.register(f"memory_{part}", kind=kind, backend=name, device="cpu")
+    services.register(
+        "memory", kind="memory", backend="sage_memory", device="cpu", options={part: {"service": f"memory_{part}"} for part in parts}
+    )
+
+
+def measure(
+    backend: str, stores: str, n: int, sessions: int, batch: int, queries: int, singles: int, seed: int
+) -> dict[str, Any]:
     """Every figure for one vector backend."""
     rng = random.Random(seed)
     texts = make_texts(n, rng)
     with ServiceRegistry(job_name="bench-memory") as services:
-        services.register("memory", kind="memory", backend="sage_memory", device="cpu", options={"vector": {"backend": backend}})
+        register_memory(services, backend, stores)
         services.start()
         memory = services.sync["memory"]
 
@@ -99,6 +117,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000, help="retrievals timed")
     parser.add_argument("--singles", type=int, default=2000, help="memories stored one call each")
     parser.add_argument("--vector", default="numpy", help="comma-separated vector backends; the first gives the main keys")
+    parser.add_argument("--stores", choices=("owned", "services"), default="owned", help="the memory's own stores, or store services")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -108,10 +127,12 @@ def main() -> None:
     if missing:
         sys.exit(f"vector backend(s) {missing} not installed; installed: {sorted(installed)}")
 
-    result: dict[str, Any] = {"n": args.n, "sessions": args.sessions, "batch": args.batch, "vector": backends[0]}
+    result: dict[str, Any] = {
+        "n": args.n, "sessions": args.sessions, "batch": args.batch, "vector": backends[0], "stores": args.stores
+    }
     for position, backend in enumerate(backends):
         print(f"measuring vector backend {backend} ...", file=sys.stderr)
-        figures = measure(backend, args.n, args.sessions, args.batch, args.queries, args.singles, args.seed)
+        figures = measure(backend, args.stores, args.n, args.sessions, args.batch, args.queries, args.singles, args.seed)
         prefix = "" if position == 0 else f"{backend}_"
         result.update({prefix + key: value for key, value in figures.items()})
     result["machine"] = f"{platform.machine()} {platform.python_version()}"

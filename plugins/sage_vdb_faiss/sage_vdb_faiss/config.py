@@ -13,7 +13,7 @@ from typing import Any, Literal, Mapping
 import faiss
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sage_core.plugin import ConfigError, check_device
+from sage_core.plugin import ConfigError, check_device, describe_errors
 
 METRICS: dict[str, int] = {
     "cosine": faiss.METRIC_INNER_PRODUCT,
@@ -21,8 +21,6 @@ METRICS: dict[str, int] = {
     "l2": faiss.METRIC_L2,
 }
 """Metric names and the FAISS metric each one searches with (cosine normalises, then uses ip)."""
-
-WHERE = "faiss vdb options"
 
 
 class FaissOptions(BaseModel):
@@ -89,29 +87,15 @@ class FaissConfig(FaissOptions):
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "FaissConfig":
-        """Build from a mapping of options; a :class:`ConfigError` names each bad option and the valid choices."""
+        """Build from a mapping of options; a :class:`ConfigError` names each bad option (``VDBService.metric``) and the valid choices."""
         try:
             return cls.model_validate(dict(options))
         except ValidationError as exc:
-            raise ConfigError(_describe(exc)) from None
+            raise ConfigError(describe_errors(exc, cls, "VDBService")) from None
 
     def replace(self, **changes: Any) -> "FaissConfig":
         """A copy with some fields changed (validated again)."""
         return self.from_options({**self.model_dump(), **changes})
-
-
-def _describe(exc: ValidationError) -> str:
-    """``faiss vdb options: metric: Input should be ...; ...`` with the valid keys for an unknown one."""
-    parts = []
-    for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"])
-        if error["type"] == "extra_forbidden":
-            parts.append(f"{key}: unknown option; valid options: {', '.join(FaissConfig.model_fields)}")
-        elif error["type"] == "value_error":
-            parts.append(f"{key}: {error['ctx']['error']}")
-        else:
-            parts.append(f"{key}: {error['msg']} (got {error.get('input')!r})")
-    return f"{WHERE}: " + "; ".join(parts)
 
 
 __all__ = ["METRICS", "FaissConfig", "FaissOptions"]

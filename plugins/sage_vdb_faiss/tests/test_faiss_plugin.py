@@ -85,14 +85,14 @@ def test_cuda_without_a_gpu_fails_at_creation_even_before_dim_is_known():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"device": "tpu"}, "unknown device 'tpu'"),
-        ({"metric": "hamming"}, "metric: Input should be 'cosine', 'ip' or 'l2'"),
-        ({"indexx": "Flat"}, "indexx: unknown option; valid options: dim, index"),
-        ({"multi_gpu": "mirror"}, "multi_gpu: Input should be 'shard' or 'replicate'"),
-        ({"nprobe": 0}, "nprobe: Input should be greater than or equal to 1"),
-        ({"rebuild_ratio": 0}, "rebuild_ratio: Input should be greater than 0"),
-        ({"dim": -3}, "dim: Input should be greater than 0"),
-        ({"index": " "}, "index must be a faiss index_factory string"),
+        ({"device": "tpu"}, r"VDBService\.device: unknown device 'tpu'"),
+        ({"metric": "hamming"}, r"VDBService\.metric: Input should be 'cosine', 'ip' or 'l2'"),
+        ({"indexx": "Flat"}, r"VDBService\.indexx: unknown key \(did you mean 'index'\?\); valid keys: device, dim, "),
+        ({"multi_gpu": "mirror"}, r"VDBService\.multi_gpu: Input should be 'shard' or 'replicate'"),
+        ({"nprobe": 0}, r"VDBService\.nprobe: Input should be greater than or equal to 1"),
+        ({"rebuild_ratio": 0}, r"VDBService\.rebuild_ratio: Input should be greater than 0"),
+        ({"dim": -3}, r"VDBService\.dim: Input should be greater than 0"),
+        ({"index": " "}, r"VDBService\.index: index must be a faiss index_factory string"),
     ],
 )
 def test_bad_options_are_config_errors_naming_the_fix(options, message):

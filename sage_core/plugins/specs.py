@@ -49,11 +49,13 @@ class BackendSpec:
     :class:`BackendUnavailable` when the requested device is absent. ``plugin`` is filled in by the
     plugin manager with the name of the plugin that registered it.
 
-    ``options`` is the backend's options model: a pydantic ``BaseModel`` (``extra="forbid"``, a
-    default and a docstring per field; ``device`` is not among them, it is the service's setting).
-    A config's ``options:`` are validated by it, errors naming the key path, and the factory
-    receives ``model_dump()`` as keyword arguments; ``sage plugins --json`` shows its JSON schema.
-    Without one the options are checked against the factory's keyword parameters.
+    ``options`` is the backend's options model: a pydantic ``BaseModel`` with
+    ``ConfigDict(extra="forbid", use_attribute_docstrings=True)``, a default and a docstring per
+    field, and no ``device`` (the service's own setting). A config's ``options:`` are validated by
+    it, errors naming the key path; the factory receives the validated ``model_dump()`` as keyword
+    arguments, so it takes the model's fields; ``sage plugins --json`` shows its JSON schema.
+    Without one the options are checked against the factory's keyword parameters. How a fallback
+    inherits the primary's options: :mod:`sage_core.services.backend_options`.
 
     A factory that declares a keyword parameter ``services`` also receives the job's services:
     ``services["kv"]`` is the blocking proxy of the service named ``kv`` (batching, fallback and

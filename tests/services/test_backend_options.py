@@ -206,3 +206,9 @@ def test_every_installed_options_model_agrees_with_its_factory_s_parameters() ->
             assert field.get_default(call_default_factory=True) == named[name], f"{spec.kind}/{spec.name}.{name}: defaults differ"
         checked.append(spec.name)
     assert {"numpy", "memory", "sqlite", "networkx", "hashing"} <= set(checked)
+
+
+@pytest.mark.timeout(30)
+def test_an_options_model_that_is_not_a_pydantic_model_is_refused_at_registration() -> None:
+    with pytest.raises(TypeError, match=r"backend table/odd: options must be a pydantic BaseModel subclass"):
+        BackendSpec(kind="table", name="odd", factory=Table, options=dict)  # type: ignore[arg-type]

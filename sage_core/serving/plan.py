@@ -118,9 +118,25 @@ class ServingPlan:
         self.transport.start()
         env.set_record_watcher(self.transport.watcher())
         self.job = env.submit(autostop=False)
+        threading.Thread(target=self._watch_job, args=(self.job,), name="sage-serve-job", daemon=True).start()
         for endpoint in self.endpoints.values():
             endpoint.book.open()
         return self.job
+
+    def _watch_job(self, job: JobHandle) -> None:
+        """When the job ends on its own (a task failed, someone cancelled it), refuse requests and end those pending."""
+        try:
+            job.wait()
+        except Exception:  # the job's error, named below
+            log.exception("served job %r ended with an error", self.env.name)
+        with self._lock:
+            if self._draining:
+                return
+            error = ServingError("unavailable", f"the served job has ended ({job.status}): {job.runtime.error() or 'no error'}")
+            for endpoint in self.endpoints.values():
+                endpoint.book.refuse(error)
+        for endpoint in self.endpoints.values():
+            endpoint.book.cancel_all(error)
 
     @property
     def ready(self) -> bool:

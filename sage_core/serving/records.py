@@ -54,6 +54,17 @@ class Answer:
     completion_tokens: int | None = None
     finish_reason: str = "stop"
 
+    def __reduce__(self) -> tuple[type[Answer], tuple[Any, ...]]:
+        if self.stream is not None:
+            msg = (
+                f"Answer of request {self.request_id!r}: its stream cannot leave the process that started it (a Ray "
+                "task actor); give the step that starts the stream the response sink's parallelism, with no keyby "
+                "or rebalance in between, so that both run chained in one task"
+            )
+            raise TypeError(msg)
+        fields = (self.request_id, self.text, None, self.sources, self.prompt_tokens, self.completion_tokens, self.finish_reason)
+        return Answer, fields
+
 
 def default_request_id(record: Any) -> Any:
     """``record.request_id``, else ``record.id``, else ``record["request_id"]`` (``None`` if absent)."""

@@ -3,6 +3,7 @@ cancellation, the pending bound and the drain (the HTTP side is tested in plugin
 
 from __future__ import annotations
 
+import pickle
 import queue
 import threading
 from collections.abc import Iterator
@@ -202,3 +203,31 @@ def test_a_request_cancelled_while_queued_never_enters_the_pipeline(env: LocalEn
     assert isinstance(outcome(gone_events)[1], Failed)
     assert plan.job.summary()["operators"]["shout"]["in"] == 1  # type: ignore[union-attr]
     plan.drain(5.0)
+
+
+@pytest.mark.timeout(60)
+def test_a_job_ending_on_its_own_ends_its_pending_requests(env: LocalEnvironment) -> None:
+    gate = Gate()
+    endpoint = ChatEndpoint(env, "doomed")
+    endpoint.requests().map(lambda r: Answer(r.id, stream=gate)).sink(endpoint.replies())
+    plan = serving_plan(env)
+    plan.start()
+    _, events = ask(endpoint, "streaming")
+    assert isinstance(events.get(timeout=10), Started) and isinstance(events.get(timeout=10), Piece)
+    plan.job.cancel()  # type: ignore[union-attr]
+    _, end = outcome(events)
+    assert isinstance(end, Failed) and end.error.reason == "unavailable" and "cancelled" in end.error.message
+    assert gate.closed.wait(10)
+    with pytest.raises(ServingError) as caught:
+        ask(endpoint, "too late")
+    assert caught.value.reason == "unavailable" and not plan.ready
+    plan.drain(5.0)
+
+
+@pytest.mark.timeout(60)
+def test_an_answer_travels_between_processes_whole_but_never_with_its_stream() -> None:
+    answer = Answer("r1", text="whole", sources=({"id": "p1"},), prompt_tokens=3, completion_tokens=1)
+    assert pickle.loads(pickle.dumps(answer)) == answer
+    with pytest.raises(TypeError) as caught:
+        pickle.dumps(Answer("r2", stream=iter(["piece"])))
+    assert "'r2'" in str(caught.value) and "response sink's parallelism" in str(caught.value)

@@ -12,7 +12,8 @@ Model ``echo`` has the default request timeout; ``echo-quick`` is the same pipel
 ``echo-one`` with room for one pending request. The embedding service ``embedder`` is the built-in
 hashing embedder. With ``ECHO_START_GATE`` set to a FIFO's path, the LLM service does not finish
 starting until a line is written to it (the tests hold the server not ready that way); with
-``ECHO_START_FAIL`` set, it fails to start.
+``ECHO_START_FAIL`` set, it fails to start. With ``ECHO_RAY`` set, the same pipeline runs as a Ray
+job (``RemoteEnvironment`` on a local Ray instance).
 """
 
 from __future__ import annotations
@@ -98,7 +99,12 @@ def _then(future: Future, step: Any) -> Future:
     return out
 
 
-env = LocalEnvironment("echo")
+if os.environ.get("ECHO_RAY"):
+    from sage_core import RemoteEnvironment
+
+    env = RemoteEnvironment("echo")
+else:
+    env = LocalEnvironment("echo")
 env.register_service("llm", EchoLLM)
 env.register_service("embedder", kind="embedding", backend="hashing", options={"dim": 16})
 for name, timeout_s, max_pending in (("echo", 60.0, 256), ("echo-quick", 1.0, 256), ("echo-one", 60.0, 1)):

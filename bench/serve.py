@@ -13,8 +13,11 @@ Prints one JSON line per configuration, measured one after the other in one run:
 Both use the CPU defaults (``examples/rag_cpu.yaml``; ``--config`` for another), greedy decoding and
 48 new tokens at most, so the answers are the same; one warm-up request precedes the served runs.
 
-``--soak SECONDS`` adds a ``soak`` line: the questions sent over and over at concurrency 64 for that
-long, with the server process's resident memory after the warm-up and at the end (``rss_growth_mb``).
+``--soak-s SECONDS`` (or ``--soak``) adds a ``soak`` line: the questions sent over and over at
+concurrency 64 for that long, the server process's resident memory (psutil, with its child
+processes' apart) sampled every ``--soak-sample-s`` seconds: at the start (after the warm-up and the
+other runs), at the end, its peak, and ``rss_growth_mb`` (end minus start); ``rss_mb_samples`` lists
+the samples. ``--skip-served --soak-s 600`` runs the soak alone.
 ``--vllm`` adds plain chat at concurrency 64 (the questions twice, 48 tokens, greedy; best of
 ``--rounds`` alternating rounds, both servers up throughout) through
 ``sage serve examples/chat_serve.py`` and through vLLM's own OpenAI server (``vllm serve``; run as
@@ -55,7 +58,7 @@ def main() -> None:
         batch = run_batch(args.config, len(questions))
         print(json.dumps(batch), flush=True)
         batch_rps = batch["requests_per_s"]
-    if not args.skip_served:
+    if not args.skip_served or args.soak:
         for line in run_served(args, questions, batch_rps):
             print(json.dumps(line), flush=True)
     if args.vllm:
@@ -106,12 +109,12 @@ def run_served(args: argparse.Namespace, questions: list[str], batch_rps: float 
     try:
         asyncio.run(ask_all(questions[:1], 1))  # warm-up
         lines = []
-        for level in args.concurrency:
+        for level in [] if args.skip_served else args.concurrency:
             line = _measure(ask_all, questions, level)
             line["vs_batch"] = round(line["requests_per_s"] / batch_rps, 3) if batch_rps else None
             lines.append({"bench": "serve", "mode": "served", **line})
         if args.soak:
-            lines.append(_soak(server.process.pid, ask_all, questions, args.soak))
+            lines.append(_soak(server.process.pid, ask_all, questions, args.soak, args.soak_sample_s))
     finally:
         server.terminate()
     return lines
@@ -203,28 +206,48 @@ def _measure(ask_all: Any, questions: list[str], level: int) -> dict[str, Any]:
     }
 
 
-def _soak(pid: int, ask_all: Any, questions: list[str], seconds: float) -> dict[str, Any]:
-    """The questions over and over at concurrency 64 for ``seconds``; the server's RSS before and after."""
-    start_mb, requests, failed = _rss_mb(pid), 0, 0
+def _soak(pid: int, ask_all: Any, questions: list[str], seconds: float, sample_s: float) -> dict[str, Any]:
+    """The questions over and over at concurrency 64 for ``seconds``; the server's RSS sampled meanwhile."""
+    import psutil
+
+    server = psutil.Process(pid)
+    samples, children_start = [_rss_mb(server)], _children_rss_mb(server)
+    requests, failed = 0, 0
     began = time.perf_counter()
-    while time.perf_counter() - began < seconds:
-        results = asyncio.run(ask_all(questions * max(1, 128 // len(questions)), 64))
-        requests += len(results)
-        failed += sum(r["error"] is not None for r in results)
-    end_mb = _rss_mb(pid)
+
+    async def load() -> None:
+        nonlocal requests, failed
+        while time.perf_counter() - began < seconds:
+            results = await ask_all(questions * max(1, 128 // len(questions)), 64)
+            requests += len(results)
+            failed += sum(r["error"] is not None for r in results)
+
+    async def sample() -> None:
+        while time.perf_counter() - began < seconds:
+            await asyncio.sleep(sample_s)
+            samples.append(_rss_mb(server))
+
+    async def both() -> None:
+        await asyncio.gather(load(), sample())
+
+    asyncio.run(both())
+    samples.append(_rss_mb(server))
     return {
         "bench": "serve", "mode": "soak", "concurrency": 64, "seconds": round(time.perf_counter() - began, 1),
-        "requests": requests, "failed": failed, "rss_start_mb": start_mb, "rss_end_mb": end_mb,
-        "rss_growth_mb": round(end_mb - start_mb, 1),
+        "requests": requests, "failed": failed, "rss_start_mb": samples[0], "rss_end_mb": samples[-1],
+        "rss_growth_mb": round(samples[-1] - samples[0], 1), "rss_peak_mb": max(samples),
+        "children_rss_start_mb": children_start, "children_rss_end_mb": _children_rss_mb(server), "rss_mb_samples": samples,
     }
 
 
-def _rss_mb(pid: int) -> float:
-    """Resident memory of process ``pid`` in MB (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
+def _rss_mb(process: Any) -> float:
+    """Resident memory of ``process`` (a ``psutil.Process``) in MB."""
+    return round(process.memory_info().rss / 2**20, 1)
+
+
+def _children_rss_mb(process: Any) -> float:
+    """Resident memory of ``process``'s descendants (vLLM's engine core, Ray's workers) in MB."""
+    return round(sum(child.memory_info().rss for child in process.children(recursive=True)) / 2**20, 1)
 
 
 async def _ask_all(url: str, model: str, questions: list[str], concurrency: int, **extra: Any) -> list[dict[str, Any]]:
@@ -275,7 +298,9 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=EXAMPLES / "rag_cpu.yaml", help="services config (default: examples/rag_cpu.yaml)")
     parser.add_argument("--questions", type=int, default=None, help="the first N shipped questions (default: all 59)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32], help="concurrent clients per served run")
-    parser.add_argument("--soak", type=float, default=0.0, metavar="SECONDS", help="then this long at concurrency 64, RSS measured")
+    parser.add_argument("--soak-s", "--soak", dest="soak", type=float, default=0.0, metavar="SECONDS",
+                        help="then this long at concurrency 64, the server's RSS sampled")
+    parser.add_argument("--soak-sample-s", type=float, default=30.0, help="with --soak-s: seconds between RSS samples")
     parser.add_argument("--file", type=Path, default=EXAMPLES / "rag_serve.py", help="the served pipeline file (default: examples/rag_serve.py)")
     parser.add_argument("--model", default="rag", help="the model id to ask (default: rag)")
     parser.add_argument("--no-batch", action="store_true", help="skip the batch job's line")

@@ -91,3 +91,43 @@ def test_a_client_leaving_mid_stream_aborts_the_generation_in_the_ray_job(ray_se
         next(line for line in response.iter_lines() if "w0" in line)
     # the driver tells the relay; the response sink's actor closes the LLM's stream, which aborts it
     assert aborted(before + 1) == before + 1
+
+
+@pytest.mark.timeout(300)
+def test_sigterm_on_ray_finishes_short_answers_cancels_long_ones_and_exits_0() -> None:
+    pytest.importorskip("ray")
+    server = ServerProcess(ECHO_PIPELINE, "--drain-timeout", "2", env={"ECHO_RAY": "1"}).wait_ready()
+    try:
+        client = openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=60)
+        started = asyncio.Event()
+        first_pieces = 0
+
+        async def stream(words: int) -> tuple[str, str | None]:
+            nonlocal first_pieces
+            text, error = "", None
+            try:
+                prompt = "slow: " + " ".join(f"w{i}" for i in range(words))
+                chunks = await client.chat.completions.create(model="echo", messages=user(prompt), stream=True)
+                async for chunk in chunks:
+                    piece = chunk.choices[0].delta.content if chunk.choices else None
+                    if piece and not text:
+                        first_pieces += 1
+                        if first_pieces == 2:
+                            started.set()
+                    text += piece or ""
+            except openai.APIError as exc:
+                error = exc.message
+            return text, error
+
+        async def scenario() -> list[tuple[str, str | None]]:
+            short, long = asyncio.ensure_future(stream(20)), asyncio.ensure_future(stream(1000))  # 1 s and 50 s
+            await started.wait()
+            server.process.terminate()
+            return await asyncio.gather(short, long)
+
+        (short_text, short_error), (long_text, long_error) = asyncio.run(scenario())
+        assert server.process.wait(60) == 0, server.output[-3000:]
+        assert short_error is None and short_text.split() == [f"w{i}" for i in range(20)]
+        assert long_error is not None and "shut down" in long_error and 0 < len(long_text.split()) < 1000
+    finally:
+        server.kill()

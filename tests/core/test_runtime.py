@@ -9,11 +9,15 @@ import textwrap
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Iterator
 
 import psutil
 import pytest
 
 from sage_core import LocalEnvironment, SourceFunction
+
+SINK_RECORDS = 50_000
+"""Records the slow sink takes before the backpressure test looks at how far the source got."""
 
 
 class Ticks(SourceFunction):
@@ -27,38 +31,49 @@ class Ticks(SourceFunction):
         return self.n
 
 
-@pytest.mark.slow
 def test_ten_million_records_into_a_slow_sink_keep_memory_bounded(no_leaked_threads: None) -> None:
     process = psutil.Process()
     env = LocalEnvironment("pressure", config={"job": {"queue_size": 8, "batch_size": 256}})
-    seen = [0]
+    produced, seen, most_ahead = [0], [0], [0]
+    enough = threading.Event()
+
+    def records() -> Iterator[dict]:
+        for i in range(10_000_000):
+            produced[0] += 1
+            yield {"id": i, "payload": "x" * 64}
 
     def slow_sink(record: dict) -> None:
         seen[0] += 1
+        most_ahead[0] = max(most_ahead[0], produced[0] - seen[0])
         if seen[0] % 256 == 0:
-            time.sleep(0.002)
+            time.sleep(0.002)  # the workload: a sink far slower than the source
+        if seen[0] == SINK_RECORDS:
+            enough.set()
 
-    env.from_batch({"id": i, "payload": "x" * 64} for i in range(10_000_000)).map(lambda r: r).sink(slow_sink)
+    env.from_batch(records()).map(lambda r: r, parallelism=2).sink(slow_sink)  # queues between the three
     before = process.memory_info().rss
     job = env.submit(autostop=False)
-    peak = before
-    for _ in range(30):
-        time.sleep(0.1)
-        peak = max(peak, process.memory_info().rss)
+    assert enough.wait(120), f"the sink saw only {seen[0]} records"
+    grown = process.memory_info().rss - before
     job.stop()
     env.close()
-    assert seen[0] < 10_000_000, "the sink should lag far behind the source"
-    # 10M such dicts would take over 2 GB; the queues hold a few thousand
-    assert peak - before < 64 * 1024 * 1024, f"RSS grew by {(peak - before) / 2**20:.0f} MiB"
+    # without backpressure the source runs millions of records ahead (over 2 GB); queues hold a few thousand
+    assert most_ahead[0] < 20_000, f"the source ran {most_ahead[0]} records ahead of the sink"
+    assert grown < 64 * 1024 * 1024, f"RSS grew by {grown / 2**20:.0f} MiB"
 
 
 def test_unbounded_source_stops_on_stop_and_drains(no_leaked_threads: None) -> None:
     env = LocalEnvironment("unbounded")
     got: list[int] = []
-    env.from_source(Ticks).map(lambda x: x * 10).sink(got.append)
+    first = threading.Event()
+
+    def sink(value: int) -> None:
+        got.append(value)
+        first.set()
+
+    env.from_source(Ticks).map(lambda x: x * 10).sink(sink)
     job = env.submit(autostop=False)
-    while not got:
-        threading.Event().wait(0.01)
+    assert first.wait(10), "no record reached the sink"
     assert job.status == "running"
     assert job.stop() == "stopped"
     env.close()
@@ -111,30 +126,41 @@ def test_no_thread_is_left_behind(no_leaked_threads: None) -> None:
 
 @pytest.mark.parametrize("ordered", [True, False])
 def test_map_returning_futures_keeps_capacity_in_flight(ordered: bool) -> None:
-    pool = ThreadPoolExecutor(max_workers=32)
+    capacity = 16
+    pool = ThreadPoolExecutor(max_workers=2 * capacity)
     in_flight, peak, lock = [0], [0], threading.Lock()
+    capacity_reached = threading.Event()
+    pending: list[Future] = []
+    most_pending = [0]
 
     def slow_square(x: int) -> int:
         with lock:
             in_flight[0] += 1
             peak[0] = max(peak[0], in_flight[0])
-        time.sleep(0.005 * (x % 3))
+            if in_flight[0] == capacity:
+                capacity_reached.set()
+        if not capacity_reached.wait(10):  # the first calls hold until the map has them all in flight
+            capacity_reached.set()  # it never had: let the rest run, and the asserts below fail
         with lock:
             in_flight[0] -= 1
         return x * x
 
-    def call(x: int) -> Future:
-        return pool.submit(slow_square, x)
+    def call(x: int) -> Future:  # called by the map's one thread
+        pending[:] = [f for f in pending if not f.done()]
+        most_pending[0] = max(most_pending[0], len(pending))
+        pending.append(pool.submit(slow_square, x))
+        return pending[-1]
 
     env = LocalEnvironment("async")
     got: list[int] = []
-    env.from_batch(range(300)).map(call, capacity=16, ordered=ordered).map(lambda y: y + 1).sink(got.append)
+    env.from_batch(range(300)).map(call, capacity=capacity, ordered=ordered).map(lambda y: y + 1).sink(got.append)
     job = env.submit()
     env.close()
     pool.shutdown()
     expected = [x * x + 1 for x in range(300)]
     assert (got if ordered else sorted(got)) == expected
-    assert 8 <= peak[0] <= 16, f"peak in flight {peak[0]}"
+    assert peak[0] == capacity, f"{peak[0]} calls in flight at most, capacity {capacity}"
+    assert most_pending[0] == capacity - 1, f"the map made a call with {most_pending[0]} others unfinished, capacity {capacity}"
     assert job.summary()["operators"]["map"]["out"] == 300
 
 

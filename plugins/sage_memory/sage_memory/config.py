@@ -47,7 +47,7 @@ class StoreConfig(BaseModel):
     """The name of a registered service of the part's kind, called through the service layer instead."""
 
     @model_validator(mode="after")
-    def _one_source(self) -> "StoreConfig":
+    def _one_source(self) -> StoreConfig:
         if self.service is not None and (self.backend is not None or self.options or self.device is not None):
             msg = "give either service (a registered service's name) or backend/options/device (a store the memory creates), not both"
             raise ValueError(msg)
@@ -125,7 +125,7 @@ class MemoryConfig(BaseModel):
         return os.fspath(value) if isinstance(value, os.PathLike) else value
 
     @model_validator(mode="after")
-    def _persisted_parts_owned(self) -> "MemoryConfig":
+    def _persisted_parts_owned(self) -> MemoryConfig:
         named = [f"{part}.service={getattr(self, part).service!r}" for part in PERSISTED_PARTS if getattr(self, part).service]
         if self.path is not None and named:
             msg = (

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from sage_core.plugin import BackendSpec, hookimpl
-
 from sage_memory.config import MemoryConfig
 from sage_memory.service import MemoryService
 

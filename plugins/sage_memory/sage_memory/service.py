@@ -37,7 +37,14 @@ from sage_memory.records import (
     check_vectors,
     new_ids,
 )
-from sage_memory.retrieval import Candidate, admitter, best, expand, rank, rank_by_recency
+from sage_memory.retrieval import (
+    Candidate,
+    admitter,
+    best,
+    expand,
+    rank,
+    rank_by_recency,
+)
 from sage_memory.stores import MemoryStores, open_stores
 
 MemoryTypeFilter = str | Sequence[str] | None
@@ -400,7 +407,7 @@ class MemoryService:
             return []
         return list(self.stores.graph.neighbors(memory_id, hops=hops))
 
-    def __enter__(self) -> "MemoryService":
+    def __enter__(self) -> MemoryService:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -16,7 +16,6 @@ import numpy as np
 
 from sage_core import ConfigError
 from sage_core.plugin import get_plugin_manager
-
 from sage_memory.config import STORE_KINDS, MemoryConfig, StoreConfig
 
 

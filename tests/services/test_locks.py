@@ -31,12 +31,17 @@ def start(target: Callable[[], None]) -> threading.Thread:
     return thread
 
 
-def wait_until(condition: Callable[[], bool]) -> None:
-    """Poll ``condition`` until it holds; fail after :data:`WAIT_S`."""
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.001)
+class SignallingCondition(threading.Condition):
+    """A condition variable that sets :attr:`waited` when a thread first waits on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waited = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Signal, then wait as a plain condition does."""
+        self.waited.set()
+        return super().wait(timeout)
 
 
 def test_readers_hold_the_lock_together(lock: ReadWriteLock) -> None:
@@ -96,7 +101,7 @@ def test_writers_exclude_each_other(lock: ReadWriteLock) -> None:
                 with counter:
                     inside += 1
                     most_inside = max(most_inside, inside)
-                time.sleep(0.0005)
+                time.sleep(0.0005)  # the workload: a write that takes a while
                 with counter:
                     inside -= 1
 
@@ -123,12 +128,13 @@ def test_waiting_writer_goes_before_readers_arriving_after_it(lock: ReadWriteLoc
         with lock.read():
             order.append("reader")
 
+    lock._cond = condition = SignallingCondition()  # tells when the writer queues behind the reader
     start(first_reader)
     assert first_inside.wait(WAIT_S)
     writer_thread = start(writer)
-    wait_until(lambda: lock._writers_waiting == 1)  # the writer is queued behind the first reader
+    assert condition.waited.wait(WAIT_S), "the writer never waited for the reader"
     late_thread = start(late_reader)
-    time.sleep(BLOCKED_S)
+    late_thread.join(BLOCKED_S)
     assert order == [], "a reader arriving after a waiting writer went in ahead of it"
     release_first.set()
     writer_thread.join(WAIT_S)
@@ -140,13 +146,17 @@ def test_a_stream_of_readers_does_not_starve_a_writer(lock: ReadWriteLock) -> No
     stop = threading.Event()
     writer_done = threading.Event()
 
+    all_reading = threading.Barrier(5, timeout=WAIT_S)
+
     def busy_reader() -> None:  # overlapping reads: without writer preference the lock is never free
+        with lock.read():
+            all_reading.wait()
         while not stop.is_set():
             with lock.read():
-                time.sleep(0.001)
+                time.sleep(0.001)  # the workload: a read that takes a while
 
     readers = [start(busy_reader) for _ in range(4)]
-    time.sleep(0.05)
+    all_reading.wait()  # every reader holds the lock at once before the writer comes
 
     def writer() -> None:
         with lock.write():

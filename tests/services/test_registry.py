@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import Future, wait
 from typing import Any
 
@@ -25,6 +24,7 @@ class Recorder:
 
     created: list[str] = []
     closed: list[str] = []
+    release = threading.Event()
 
     def __init__(self, greeting: str = "hello") -> None:
         self.greeting = greeting
@@ -39,9 +39,10 @@ class Recorder:
     def fail(self) -> None:
         raise KeyError("missing-thing")
 
-    def slow(self, seconds: float) -> float:
-        time.sleep(seconds)
-        return seconds
+    def blocked(self) -> str:
+        """Answer once the test sets :attr:`release`."""
+        Recorder.release.wait(30)
+        return "released"
 
     def close(self) -> None:
         Recorder.closed.append(threading.current_thread().name)
@@ -50,6 +51,7 @@ class Recorder:
 @pytest.fixture(autouse=True)
 def reset_recorder() -> None:
     Recorder.created, Recorder.closed = [], []
+    Recorder.release.clear()
 
 
 def test_factory_service_answers_sync_and_async_calls(manager: ServiceRegistry) -> None:
@@ -120,7 +122,7 @@ def test_unknown_service_lists_registered_names(manager: ServiceRegistry) -> Non
 
 def test_unknown_method_lists_public_methods_and_suggests(manager: ServiceRegistry) -> None:
     manager.register("greeter", Recorder)
-    with pytest.raises(UnknownMethodError, match="did you mean 'greet'.*fail, greet, slow, thread"):
+    with pytest.raises(UnknownMethodError, match="did you mean 'greet'.*blocked, fail, greet, thread"):
         manager.sync["greeter"].gret("x")
     with pytest.raises(UnknownMethodError, match="managed by SAGE"):
         manager.sync["greeter"].close()
@@ -138,18 +140,23 @@ def test_backend_exception_reaches_caller_with_service_method_and_cause(manager:
 
 def test_per_call_timeout_raises_service_timeout(manager: ServiceRegistry) -> None:
     manager.register("greeter", Recorder)
-    started = time.monotonic()
-    with pytest.raises(ServiceTimeout, match="longer than 0.1s"):
-        manager.sync["greeter"].slow(1.0, timeout_s=0.1)
-    assert time.monotonic() - started < 0.8
+    try:
+        with pytest.raises(ServiceTimeout, match="longer than 0.1s"):  # the backend cannot answer before release
+            manager.sync["greeter"].blocked(timeout_s=0.1)
+    finally:
+        Recorder.release.set()
+    assert manager.sync["greeter"].blocked(timeout_s=None) == "released"
 
 
 def test_service_timeout_applies_to_async_calls(manager: ServiceRegistry) -> None:
     manager.register("greeter", Recorder, timeout_s=0.1)
-    future = manager.async_["greeter"].slow(1.0)
-    with pytest.raises(ServiceTimeout):
-        future.result(5)
-    assert manager.async_["greeter"].slow(0.01, timeout_s=None).result(5) == 0.01
+    future = manager.async_["greeter"].blocked()
+    try:
+        with pytest.raises(ServiceTimeout):
+            future.result(5)
+    finally:
+        Recorder.release.set()
+    assert manager.async_["greeter"].blocked(timeout_s=None).result(5) == "released"
 
 
 def test_start_fails_clearly_when_the_factory_raises(manager: ServiceRegistry) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import wait
 from typing import Any, Iterator
 
@@ -69,10 +68,8 @@ def test_failing_primary_every_caller_answered_by_fallback(manager: ServiceRegis
 
 def test_hanging_primary_times_out_and_no_request_is_lost(manager: ServiceRegistry, hanging: None) -> None:
     manager.register("svc", HangingPrimary, fallback=[Answer], timeout_s=0.2, workers=2)
-    started = time.monotonic()
     answers = ask_many(manager, "svc", 50)
     assert answers == [("fallback", i) for i in range(50)]
-    assert time.monotonic() - started < 10
     assert manager.metrics()["svc"]["served_by"]["Answer"] == 50
 
 
@@ -105,17 +102,22 @@ def test_no_backend_available_fails_start_with_every_reason(manager: ServiceRegi
 
 
 def test_saturated_primary_sends_overflow_to_fallback(manager: ServiceRegistry) -> None:
-    class SlowPrimary:
+    release = threading.Event()
+
+    class HeldPrimary:
         def ask(self, question: int) -> tuple[str, int]:
-            time.sleep(0.2)
+            release.wait(30)
             return "primary", question
 
-    manager.register("svc", SlowPrimary, fallback=[Answer], max_queue_depth=2, workers=2)
-    answers = ask_many(manager, "svc", 10)
-    assert sorted(q for _, q in answers) == list(range(10))
-    served = manager.metrics()["svc"]["served_by"]
-    assert served["SlowPrimary"] >= 2 and served["Answer"] >= 1
-    assert manager.metrics()["svc"]["saturated_skips"] >= 1
+    manager.register("svc", HeldPrimary, fallback=[Answer], max_queue_depth=2, workers=2)
+    manager.start()
+    held = [manager.async_["svc"].ask(i) for i in range(2)]  # the primary's two slots, busy until released
+    overflow = [manager.sync["svc"].ask(i) for i in range(8)]  # one at a time: the fallback itself is never saturated
+    release.set()
+    assert [f.result(10) for f in held] == [("primary", 0), ("primary", 1)]
+    assert overflow == [("fallback", i) for i in range(8)]
+    stats = manager.metrics()["svc"]
+    assert stats["served_by"] == {"HeldPrimary": 2, "Answer": 8} and stats["saturated_skips"] == 8
 
 
 class FlakyStore(NumpyVectorStore):

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import zlib
 from concurrent.futures import wait
 
@@ -97,13 +96,17 @@ def test_kinds_without_shard_rules_cannot_be_sharded(manager: ServiceRegistry) -
 
 
 def test_replicas_share_concurrent_load(manager: ServiceRegistry) -> None:
-    class Slow:
+    release = threading.Event()
+
+    class Held:
         def work(self) -> str:
-            time.sleep(0.05)
+            release.wait(30)
             return threading.current_thread().name
 
-    manager.register("slow", Slow, replicas=3, workers=1)
-    futures = [manager.async_["slow"].work() for _ in range(12)]
+    manager.register("slow", Held, replicas=3, workers=1)
+    manager.start()
+    futures = [manager.async_["slow"].work() for _ in range(12)]  # all in flight together: none ends before release
+    release.set()
     wait(futures, timeout=10)
     replicas = {f.result().rsplit("-w", 1)[0] for f in futures}
     assert len(replicas) == 3

@@ -1,11 +1,14 @@
 """Services on Ray: each replica a :class:`ReplicaHost` actor, each service a :class:`ServiceRouter` actor.
 
-The router runs the local :class:`~sage_core.services.service.Service` unchanged (fallback
-chain, shards, replicas, deadlines, write mirroring, metrics); its replicas are
-:class:`RemoteReplica` stand-ins that forward to the hosts. Each host runs the local
-:class:`~sage_core.services.replica.Replica` (the backend, its worker threads, its event loop and
-its batching queues), so concurrent calls to a host are coalesced into batches exactly as locally.
-A call from a task therefore takes two actor hops: task -> router -> host.
+Each host runs the local :class:`~sage_core.services.replica.Replica` (the backend, its worker
+threads, its event loop and its batching queues), so concurrent calls to a host are coalesced
+into batches exactly as locally, and listens for task actors' calls on a
+:class:`~sage_core.runtime.ray.endpoint.CallEndpoint`: a task calls a host in one hop, running the
+service layer itself (:mod:`sage_core.runtime.ray.direct`). The router runs the same
+:class:`~sage_core.services.service.Service` (fallback chain, shards, replicas, deadlines, write
+mirroring) over :class:`RemoteReplica` stand-ins that call the hosts through Ray, for the
+driver's own calls; it starts the service, adds up the figures that task actors report, reads
+each host's load and batching figures for ``metrics()``, and closes the hosts.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any, AsyncIterator, Callable, Sequence
 import ray
 
 from sage_core.runtime.ray.cluster import threads_block_not_the_loop
+from sage_core.runtime.ray.endpoint import CallEndpoint, EndpointAddress
+from sage_core.runtime.ray.figures import CallFigures, TalliedService
 from sage_core.runtime.ray.portable import portable_exception
 from sage_core.runtime.ray.replies import (
     RemoteStream,
@@ -32,7 +37,7 @@ from sage_core.services.config import BatchConfig, ServiceConfig
 from sage_core.services.deadlines import DeadlineScheduler
 from sage_core.services.remote import SignatureView, method_signatures
 from sage_core.services.replica import Replica, ReplicaState
-from sage_core.services.service import DEFAULT, Service
+from sage_core.services.service import DEFAULT
 from sage_core.plugins.specs import BackendSpec, ServiceKind
 
 log = logging.getLogger("sage.services")
@@ -76,6 +81,17 @@ class ReplicaInfo:
     methods: dict[str, str]
     signatures: dict[str, inspect.Signature]
     node_id: str
+    endpoint: EndpointAddress
+    """Where task actors call this replica directly."""
+
+
+@dataclass(frozen=True)
+class HostFigures:
+    """A host's load and batching figures (every caller's calls, through Ray or directly)."""
+
+    served: int
+    failed: int
+    batch: dict[str, dict[str, float]]
 
 
 class ReplicaHost:
@@ -86,6 +102,7 @@ class ReplicaHost:
         self.replica = Replica(label, create, workers=workers, batch=batch, thread_name=thread_name)
         self.started = self.replica.start()
         self.pool = ThreadPoolExecutor(STREAM_THREADS, thread_name_prefix=f"{thread_name}-stream")
+        self.endpoint = CallEndpoint(self.replica, ray.util.get_node_ip_address(), thread_name)
 
     async def start(self) -> ReplicaInfo:
         """Wait for the backend; its state, methods and where it runs."""
@@ -96,7 +113,8 @@ class ReplicaHost:
         replica = self.replica
         error = None if replica.error is None else portable_exception(replica.error)
         signatures = method_signatures(replica.backend, replica.methods, ray.cloudpickle.dumps)
-        return ReplicaInfo(replica.state, error, dict(replica.methods), signatures, ray.get_runtime_context().get_node_id())
+        node_id = ray.get_runtime_context().get_node_id()
+        return ReplicaInfo(replica.state, error, dict(replica.methods), signatures, node_id, self.endpoint.address)
 
     async def submit(self, method: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Reply:
         """One call, batched with concurrent ones when the method is batchable."""
@@ -116,12 +134,14 @@ class ReplicaHost:
         async for reply in stream_replies(items, self.pool):
             yield reply
 
-    async def batch_stats(self) -> dict[str, dict[str, float]]:
-        """Batching figures per batchable method."""
-        return self.replica.batch_stats()
+    async def figures(self) -> HostFigures:
+        """Calls served and failed so far, and batching figures per batchable method."""
+        replica = self.replica
+        return HostFigures(replica.served, replica.failed, replica.batch_stats())
 
     async def close(self) -> None:
-        """Finish queued calls and close the backend."""
+        """Stop taking calls, finish queued ones and close the backend."""
+        self.endpoint.close()
         await asyncio.get_running_loop().run_in_executor(None, self.replica.close)
 
 
@@ -153,11 +173,19 @@ class RemoteReplica(ReplicaState):
             return
         self.methods, self.node_id = info.methods, info.node_id
         self.backend = SignatureView(info.signatures)
+        if info.state == "ready":
+            try:
+                self._serve(info)
+            except Exception as exc:
+                info.state, info.error = "failed", self._lost(exc)
         self.state, self.error = info.state, info.error
         if info.state == "failed" and info.error is not None:
             self._started.set_exception(info.error)
         else:
             self._started.set_result(None)
+
+    def _serve(self, info: ReplicaInfo) -> None:
+        """Get ready to call the host that ``info`` describes (through Ray: nothing to open)."""
 
     def submit(self, method: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Future:
         """One call on the host."""
@@ -183,8 +211,9 @@ class RemoteReplica(ReplicaState):
         return self._batch
 
     async def refresh(self) -> None:
-        """Fetch the host's batching figures."""
-        self._batch = await self.host.batch_stats.remote()
+        """Fetch the host's load and batching figures."""
+        figures: HostFigures = await self.host.figures.remote()
+        self.served, self.failed, self._batch = figures.served, figures.failed, figures.batch
 
     def close(self, timeout: float = 30.0) -> None:
         """Close the host's backend (queued calls finish first)."""
@@ -207,7 +236,7 @@ class ServiceRouter:
         """``hosts``: actor name by replica label (names, not handles, keep the arguments inline)."""
         threads_block_not_the_loop()
         self.deadlines = DeadlineScheduler(name=f"sage-{job_name}-{name}-deadlines")
-        self.service = Service(
+        self.service = TalliedService(
             name, config, plugins, job_name=job_name, deadlines=self.deadlines,  # type: ignore[arg-type]
             make_replica=lambda label, create, **_: RemoteReplica(label, ray.get_actor(hosts[label])),
         )
@@ -252,8 +281,12 @@ class ServiceRouter:
         async for reply in stream_replies(items, self.pool):
             yield reply
 
+    async def add_figures(self, figures: CallFigures) -> None:
+        """Count the figures a task actor's calls made."""
+        self.service.add_figures(figures)
+
     async def metrics(self) -> dict[str, Any]:
-        """The service's metrics, with every host's batching figures fetched first."""
+        """The service's metrics, with every host's load and batching figures fetched first."""
         replicas = [r for group in self.service.tiers for r in group.replicas]
         await asyncio.gather(*(r.refresh() for r in replicas if r.state == "ready"), return_exceptions=True)
         return self.service.metrics()
@@ -276,6 +309,7 @@ __all__ = [
     "RemoteReplica",
     "RemoteReplicaHost",
     "RemoteServiceRouter",
+    "HostFigures",
     "ReplicaHost",
     "ReplicaInfo",
     "ServiceRouter",

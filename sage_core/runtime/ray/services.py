@@ -3,10 +3,11 @@
 :class:`RayService` takes the place of the local ``Service`` in the driver's
 :class:`~sage_core.services.registry.ServiceRegistry` (through its ``service_factory`` seam): on
 start it launches one host actor per replica, with the replica's ``resources``, and the router
-actor. Task actors receive :class:`RemoteService` handles (router handle and method table) in a
-registry (:meth:`ServiceRegistry.of`), so ``self.call_service[...]`` and ``self.call_service_async[...]``
-use the same proxies as locally: blocking calls wait for the router's reply, async calls return
-a ``concurrent.futures.Future`` built from the reply's ``ObjectRef.future()``.
+actor; the driver's own calls go through the router. Task actors receive :class:`RemoteService`
+handles in a registry (:meth:`ServiceRegistry.of`), so ``self.call_service[...]`` and
+``self.call_service_async[...]`` use the same proxies as locally. A handle runs the service layer
+in the task actor over :class:`~sage_core.runtime.ray.direct.DirectReplica` stand-ins: a call goes
+from the task straight to a replica host, and its figures are reported to the router.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import ray
 
 from sage_core.errors import ServiceError
 from sage_core.plugins.manager import PluginManager
+from sage_core.runtime.ray.direct import DirectReplica
+from sage_core.runtime.ray.figures import TalliedService
 from sage_core.runtime.ray.replies import RemoteStream, reply_future
 from sage_core.runtime.ray.service_actors import (
     PluginSnapshot,
@@ -27,6 +30,7 @@ from sage_core.runtime.ray.service_actors import (
     RemoteServiceRouter,
 )
 from sage_core.services.config import BatchConfig, ResourcesConfig, ServiceConfig
+from sage_core.services.deadlines import DeadlineScheduler
 from sage_core.services.service import DEFAULT, StartOnce
 from sage_core.services.tiers import build_tiers
 
@@ -35,28 +39,51 @@ START_TIMEOUT_S = 600.0
 
 METRICS_TIMEOUT_S = 10.0
 
+REPORT_S = 1.0
+"""How often a task actor's service reports its call figures to the router."""
+
 
 class RemoteService:
-    """A started service seen from any process: calls go to its router actor."""
+    """A started service in a task actor: the service layer runs here, calls go to the replica hosts."""
 
-    def __init__(self, name: str, router_name: str, methods: dict[str, str]) -> None:
+    def __init__(
+        self, name: str, config: ServiceConfig, plugins: PluginSnapshot, job_name: str, router_name: str,
+        hosts: dict[str, str], methods: dict[str, str],
+    ) -> None:
+        """``hosts``: the host actor's name by replica label; ``methods``: the method table."""
         self.name = name
+        self.config = config
+        self.plugins = plugins
+        self.job_name = job_name
         self.router_name = router_name
+        self.hosts = hosts
         self.methods = methods
-        self._router: Any = None
+        self._service: TalliedService | None = None
+        self._deadlines = DeadlineScheduler(name=f"sage-{name}-deadlines")
+        self._lock = threading.Lock()
+        self._released = threading.Event()
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (RemoteService, (self.name, self.router_name, self.methods))
+        return (RemoteService, (self.name, self.config, self.plugins, self.job_name, self.router_name, self.hosts, self.methods))
 
     @property
-    def router(self) -> Any:
-        """The router actor's handle (looked up by name once per process)."""
-        if self._router is None:
-            self._router = ray.get_actor(self.router_name)
-        return self._router
+    def service(self) -> TalliedService:
+        """This process's service layer over the replica hosts (connected on first use)."""
+        with self._lock:
+            if self._service is None:
+                service = TalliedService(
+                    self.name, self.config, self.plugins, job_name=self.job_name,  # type: ignore[arg-type]
+                    deadlines=self._deadlines,
+                    make_replica=lambda label, create, **_: DirectReplica(label, ray.get_actor(self.hosts[label])),
+                )
+                service.finish_start(service.begin_start())
+                self._service = service
+                threading.Thread(target=self._report_now_and_then, name=f"sage-{self.name}-figures", daemon=True).start()
+            return self._service
 
     def ensure_started(self) -> None:
-        """Started before it was handed out."""
+        """Connect to the replica hosts (they were started before this handle was made)."""
+        self.service  # noqa: B018
 
     def is_stream(self, method: str) -> bool:
         """Whether ``method`` yields items."""
@@ -64,31 +91,52 @@ class RemoteService:
 
     def call(self, method: str, args: Sequence[Any], kwargs: dict[str, Any], timeout: Any = DEFAULT) -> Future:
         """Start one call; the Future holds the result or the :class:`ServiceError`."""
-        ref = self.router.call.remote(method, tuple(args), kwargs, _timeout(timeout))
-        return reply_future(ref, lambda exc: self._lost(method, exc))
+        return self.service.call(method, args, kwargs, timeout)
 
     def open_stream(self, method: str, args: Sequence[Any], kwargs: dict[str, Any], timeout: Any = DEFAULT) -> Iterator[Any]:
         """Start a streaming call; a blocking iterator over its items."""
-        generator = self.router.stream.options(num_returns="streaming").remote(method, tuple(args), kwargs, _timeout(timeout))
-        return RemoteStream(generator, lambda exc: self._lost(method, exc))
+        return self.service.open_stream(method, args, kwargs, timeout)
 
-    def _lost(self, method: str, exc: BaseException) -> ServiceError:
-        msg = f"service {self.name!r}: {method}() failed: its Ray router actor failed: {type(exc).__name__}: {exc}"
-        return ServiceError(msg, service=self.name, method=method, cause=exc)
+    def release(self) -> Future | None:
+        """Report the last figures and hang up (the task has ended); a Future of the report, if one was sent."""
+        self._released.set()
+        with self._lock:
+            service, self._service = self._service, None
+        if service is None:
+            return None
+        service.close()
+        self._deadlines.close()
+        return self._report(service)
+
+    def _report(self, service: TalliedService) -> Future | None:
+        figures = service.take_figures()
+        if not figures:
+            return None
+        return ray.get_actor(self.router_name).add_figures.remote(figures).future()
+
+    def _report_now_and_then(self) -> None:
+        while not self._released.wait(REPORT_S):
+            service = self._service
+            if service is not None:
+                self._report(service)
 
 
-class RayService(StartOnce, RemoteService):
+class RayService(StartOnce):
     """The driver's handle on one service hosted by Ray actors; owns their lifecycle."""
 
     def __init__(
         self, name: str, config: ServiceConfig, plugins: PluginManager, *, job_name: str, max_restarts: int
     ) -> None:
-        super().__init__(name, f"sage/{job_name}/{name}/{uuid.uuid4().hex[:8]}", {})
+        self.name = name
+        self.router_name = f"sage/{job_name}/{name}/{uuid.uuid4().hex[:8]}"
+        self.methods: dict[str, str] = {}
         self.config = config
         self.kind = config.kind
         self.job_name = job_name
         self.max_restarts = max_restarts
         self._plugins = plugins
+        self._snapshot = PluginSnapshot.capture(plugins, config)
+        self._router: Any = None
         self._hosts: dict[str, Any] = {}
         self._state = "new"  # new | started | failed | closed
         self._start_error: BaseException | None = None
@@ -102,12 +150,11 @@ class RayService(StartOnce, RemoteService):
         with self._lock:
             if self._futures is None:
                 build_tiers(self.name, self.config, self._plugins, self.job_name, self._launch)
-                snapshot = PluginSnapshot.capture(self._plugins, self.config)
                 options = {**self._actor_options(ResourcesConfig()), "name": self.router_name}
                 self._router = RemoteServiceRouter.options(**options).remote(
-                    self.name, self.config, snapshot, self.job_name, {label: n for label, (n, _) in self._hosts.items()}
+                    self.name, self.config, self._snapshot, self.job_name, self._host_names()
                 )
-                self._futures = [self.router.start.remote().future()]
+                self._futures = [self._router.start.remote().future()]
             return self._futures
 
     def finish_start(self, futures: list[Future]) -> None:
@@ -133,31 +180,37 @@ class RayService(StartOnce, RemoteService):
         if not started:
             return
         try:
-            ray.get(self.router.close.remote(), timeout=START_TIMEOUT_S)
+            ray.get(self._router.close.remote(), timeout=START_TIMEOUT_S)
         except Exception:  # the actors are ended below either way
             pass
-        for actor in [self.router, *(host for _, host in self._hosts.values())]:
+        for actor in [self._router, *(host for _, host in self._hosts.values())]:
             ray.kill(actor)
 
     # ------------------------------------------------------------------ calls and figures
 
+    def is_stream(self, method: str) -> bool:
+        """Whether ``method`` yields items."""
+        return self.methods.get(method) in ("stream", "async_stream")
+
     def call(self, method: str, args: Sequence[Any], kwargs: dict[str, Any], timeout: Any = DEFAULT) -> Future:
-        """Start one call (starting the service first if needed)."""
+        """Start one call through the router (starting the service first if needed)."""
         refused = self._refused()
         if refused is not None:
             return refused
-        return super().call(method, args, kwargs, timeout)
+        ref = self._router.call.remote(method, tuple(args), kwargs, _timeout(timeout))
+        return reply_future(ref, lambda exc: self._lost(method, exc))
 
     def open_stream(self, method: str, args: Sequence[Any], kwargs: dict[str, Any], timeout: Any = DEFAULT) -> Iterator[Any]:
-        """Start a streaming call."""
+        """Start a streaming call through the router; a blocking iterator over its items."""
         self.ensure_started()
-        return super().open_stream(method, args, kwargs, timeout)
+        generator = self._router.stream.options(num_returns="streaming").remote(method, tuple(args), kwargs, _timeout(timeout))
+        return RemoteStream(generator, lambda exc: self._lost(method, exc))
 
     def metrics(self) -> dict[str, Any]:
         """The router's metrics (the same keys as locally); the state alone before start."""
         if self._state == "started":
             try:
-                return ray.get(self.router.metrics.remote(), timeout=METRICS_TIMEOUT_S)
+                return ray.get(self._router.metrics.remote(), timeout=METRICS_TIMEOUT_S)
             except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError):
                 pass
         return {"kind": self.kind, "state": self._state}
@@ -165,7 +218,7 @@ class RayService(StartOnce, RemoteService):
     def placement(self) -> dict[str, str | None]:
         """The Ray node id of every replica, by label (``name/backend/sNrM``)."""
         self.ensure_started()
-        return ray.get(self.router.placement.remote(), timeout=METRICS_TIMEOUT_S)
+        return ray.get(self._router.placement.remote(), timeout=METRICS_TIMEOUT_S)
 
     def replica_actors(self) -> dict[str, Any]:
         """The host actor of every replica, by label (for tooling and fault-injection tests)."""
@@ -173,9 +226,11 @@ class RayService(StartOnce, RemoteService):
         return {label: host for label, (_, host) in self._hosts.items()}
 
     def handle(self) -> RemoteService:
-        """What a task actor gets: the router's name and the method table."""
+        """What a task actor gets: the config, the host actors' names and the method table."""
         self.ensure_started()
-        return RemoteService(self.name, self.router_name, dict(self.methods))
+        return RemoteService(
+            self.name, self.config, self._snapshot, self.job_name, self.router_name, self._host_names(), dict(self.methods)
+        )
 
     # ------------------------------------------------------------------ actors
 
@@ -189,6 +244,13 @@ class RayService(StartOnce, RemoteService):
         host = RemoteReplicaHost.options(**options).remote(label, create, workers, batch, thread_name)
         self._hosts[label] = (name, host)
         return host
+
+    def _host_names(self) -> dict[str, str]:
+        return {label: name for label, (name, _) in self._hosts.items()}
+
+    def _lost(self, method: str, exc: BaseException) -> ServiceError:
+        msg = f"service {self.name!r}: {method}() failed: its Ray router actor failed: {type(exc).__name__}: {exc}"
+        return ServiceError(msg, service=self.name, method=method, cause=exc)
 
     def _actor_options(self, resources: ResourcesConfig) -> dict[str, Any]:
         return actor_options(resources, max_restarts=self.max_restarts)

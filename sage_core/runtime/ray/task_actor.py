@@ -33,6 +33,9 @@ from sage_core.runtime.ray.task_loop import ActorTaskLoop, Delivery, OutputChann
 from sage_core.runtime.records import DeadLetter, OperatorStats
 from sage_core.services.registry import ServiceRegistry
 
+REPORT_TIMEOUT_S = 10.0
+"""How long a task that ended waits for its services' last call figures to reach their routers."""
+
 
 @dataclass(frozen=True)
 class ChainSpecs:
@@ -118,11 +121,13 @@ class TaskActor:
         self.errors: ErrorPolicy | None = None
         self._ready = asyncio.Event()
         self._stop = self._abort = False
+        self.services: list[RemoteService] = []
 
     async def run(self, serialized: bytes) -> TaskOutcome:
         """Build the task from ``serialized`` (its pickled :class:`TaskSetup`), run it, wait for its end."""
         loop = self.loop or self._build(cloudpickle.loads(serialized))
         failure = await asyncio.wrap_future(loop.finished)
+        await self._release_services()
         captured = None
         if failure is not None and not isinstance(failure, TaskAborted) and not loop.abort.is_set():
             captured = TaskFailure.capture(self.task_id, failure)
@@ -168,9 +173,16 @@ class TaskActor:
         """Where this actor runs: node id, and whether Ray restarted it."""
         return {"node_id": self.node_id, "restarted": self.restarted, "incarnation": self.incarnation}
 
+    async def _release_services(self) -> None:
+        """Hang up on the services' replica hosts; wait until the router has the last call figures."""
+        reports = [report for service in self.services if (report := service.release()) is not None]
+        if reports:
+            await asyncio.wait([asyncio.wrap_future(report) for report in reports], timeout=REPORT_TIMEOUT_S)
+
     def _build(self, setup: TaskSetup) -> ActorTaskLoop:
         """Bind the user's functions, connect the outputs, start the loop thread."""
         self.errors = ErrorPolicy(setup.error_policy, watcher=setup.watcher)
+        self.services = list(setup.services.values())
         services, contexts = ServiceRegistry.of(setup.services), setup.contexts
 
         def make_context(spec: OperatorSpec, instance: int) -> RuntimeContext:

@@ -39,8 +39,8 @@ class Gate:
     """A stream that yields one piece, then waits for ``release`` (or ``close``)."""
 
     def __init__(self) -> None:
-        self.released = threading.Event()
         self.closed = threading.Event()
+        self._ended = threading.Event()
         self._sent = False
 
     def __iter__(self) -> Iterator[str]:
@@ -50,12 +50,17 @@ class Gate:
         if not self._sent:
             self._sent = True
             return "first "
-        while not (self.released.is_set() or self.closed.is_set()):
-            self.released.wait(0.01)
+        self._ended.wait(30)
         raise StopIteration
 
+    def release(self) -> None:
+        """End the stream after its first piece."""
+        self._ended.set()
+
     def close(self) -> None:
+        """What the server calls when it gives up on the stream."""
         self.closed.set()
+        self._ended.set()
 
 
 def ask(endpoint: ChatEndpoint, text: str) -> tuple[Reply, queue.SimpleQueue[Any]]:
@@ -169,7 +174,7 @@ def test_drain_finishes_what_ends_in_time_and_cancels_the_rest(env: LocalEnviron
     asked = {name: ask(endpoint, name) for name in gates}
     for _, events in asked.values():
         assert isinstance(events.get(timeout=10), Started) and isinstance(events.get(timeout=10), Piece)
-    gates["quick"].released.set()
+    gates["quick"].release()
     assert plan.drain(0.5) == 1
     assert isinstance(outcome(asked["quick"][1])[1], Finished)
     stuck = outcome(asked["stuck"][1])[1]

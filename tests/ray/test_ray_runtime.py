@@ -130,6 +130,51 @@ def test_a_killed_service_replica_is_restarted_and_calls_keep_answering(remote, 
     assert job.summary()["services"]["echo"]["errors"] == 0
 
 
+class Square:
+    def square(self, x: int) -> tuple[int, int]:
+        time.sleep(0.001)
+        return x, x * x
+
+
+class AskSquare(MapFunction):
+    def execute(self, x: int) -> Any:
+        return self.call_service_async["square"].square(x)
+
+
+@pytest.mark.timeout(180)
+def test_concurrent_callers_in_several_tasks_each_get_their_own_answer(remote, written) -> None:
+    make_sink, read = written
+    env = remote("callers")
+    env.register_service("square", Square, replicas=2)
+    env.from_batch(list(range(2000))).map(AskSquare, parallelism=2, capacity=64).sink(make_sink())
+    job = env.submit()
+    assert sorted(map(tuple, read())) == [(x, x * x) for x in range(2000)]
+    figures = job.summary()["services"]["square"]
+    assert figures["calls"] == 2000 and figures["errors"] == 0
+    assert sum(r["served"] for r in figures["backends"][0]["replicas"]) == 2000
+
+
+class Backup:
+    def echo(self, x: int) -> int:
+        return x
+
+
+@pytest.mark.timeout(180)
+def test_a_replica_host_that_dies_for_good_hands_its_calls_to_the_fallback(remote, written) -> None:
+    make_sink, read = written
+    env = remote("host-dies", config={"job": {"batch_size": 8}})
+    env.register_service("echo", Echo, fallback=[Backup])
+    env.from_batch(list(range(1500))).map(CallEcho).rebalance().sink(make_sink())
+    job = env.submit(autostop=False)
+    wait_until(lambda: len(read()) >= 200)
+    ray.kill(env.services.service("echo").replica_actors()["echo/Echo/s0r0"], no_restart=True)
+    assert job.wait(timeout=300) == "finished"
+    assert sorted(read()) == list(range(1500))
+    figures = job.summary()["services"]["echo"]
+    assert figures["errors"] == 0 and figures["served_by"]["Backup"] > 0
+    assert figures["served_by"]["Echo"] + figures["served_by"]["Backup"] == 1500
+
+
 class Slow(SinkFunction):
     def execute(self, record: int) -> None:
         time.sleep(0.01)

@@ -33,32 +33,36 @@ def assert_accounted(job: Any) -> dict[str, dict[str, int]]:
     return operators
 
 
-def backlogged_job(env: LocalEnvironment, started: threading.Event, per_record_s: float) -> Any:
-    """An unbounded source feeding a slow map: its inbox fills up (queue_size batches of batch_size)."""
-    pace = threading.Event()  # never set: wait() paces the map
+def backlogged_job(env: LocalEnvironment, per_record_s: float, backlog: int) -> tuple[Any, threading.Event]:
+    """An unbounded source feeding a slow map; the event is set once ``backlog`` records the source
+    made have not reached the map's function yet (they wait in its inbox)."""
+    pace = threading.Event()  # never set: wait() paces the map (the workload)
+    taken = [0]
+    backlogged = threading.Event()
+
+    class Ahead(SourceFunction):
+        def __init__(self) -> None:
+            self.n = 0
+
+        def execute(self, data: Any = None) -> int:
+            self.n += 1
+            if self.n - taken[0] >= backlog:
+                backlogged.set()
+            return self.n
 
     def slow(x: int) -> int:
-        started.set()
+        taken[0] += 1
         pace.wait(per_record_s)
         return x
 
-    env.from_source(Counter).rebalance().map(slow).sink(lambda x: None)
-    return env.submit(autostop=False)
-
-
-def wait_for_full_inbox(job: Any, batches: int) -> None:
-    full = threading.Event()
-    while not full.wait(0.01):
-        if sum(job.runtime.queue_depths().values()) >= batches:
-            full.set()
+    env.from_source(Ahead).rebalance().map(slow).sink(lambda x: None)
+    return env.submit(autostop=False), backlogged
 
 
 def test_stop_drains_then_cancels_at_its_deadline_and_counts_what_it_dropped(no_leaked_threads: None) -> None:
     env = LocalEnvironment("stop", config={"job": {"queue_size": 16, "batch_size": 64}})
-    started = threading.Event()
-    job = backlogged_job(env, started, per_record_s=0.005)
-    assert started.wait(10)
-    wait_for_full_inbox(job, 16)
+    job, backlogged = backlogged_job(env, per_record_s=0.005, backlog=8 * 64)  # 2.5 s of work left
+    assert backlogged.wait(30)
     assert job.stop(timeout=0.2) == "cancelled"
     assert job.status == "cancelled"
     assert not job.runtime.running_tasks()
@@ -71,10 +75,10 @@ def test_stop_drains_then_cancels_at_its_deadline_and_counts_what_it_dropped(no_
 def test_stop_that_drains_in_time_is_stopped(no_leaked_threads: None) -> None:
     env = LocalEnvironment("drains")
     got: list[int] = []
-    env.from_source(Counter).map(lambda x: x * 2).sink(got.append)
+    first = threading.Event()
+    env.from_source(Counter).map(lambda x: x * 2).sink(lambda x: (got.append(x), first.set()))
     job = env.submit(autostop=False)
-    while not got:
-        threading.Event().wait(0.01)
+    assert first.wait(10)
     assert job.stop() == "stopped"
     ops = assert_accounted(job)
     assert ops["source"]["out"] == len(got) and ops["map"]["cancelled"] == 0
@@ -83,10 +87,8 @@ def test_stop_that_drains_in_time_is_stopped(no_leaked_threads: None) -> None:
 
 def test_cancel_ends_at_once_with_a_hundred_thousand_records_buffered(no_leaked_threads: None) -> None:
     env = LocalEnvironment("cancel", config={"job": {"queue_size": 512, "batch_size": 256}})
-    started = threading.Event()
-    job = backlogged_job(env, started, per_record_s=0.02)  # one batch: over 5 s
-    assert started.wait(10)
-    wait_for_full_inbox(job, 400)  # 100k records waiting
+    job, backlogged = backlogged_job(env, per_record_s=0.02, backlog=100_000 + 256)  # one batch: over 5 s
+    assert backlogged.wait(30)
     assert job.cancel() == "cancelled"
     assert not job.runtime.running_tasks(), "cancel() returns once every task has ended (within 1 s)"
     ops = assert_accounted(job)
@@ -115,16 +117,21 @@ def test_close_with_a_backlog_behind_a_slow_service_loses_nothing_silently(no_le
     env = LocalEnvironment("close", config={"job": {"error_policy": "dead_letter", "queue_size": 64}})
     env.register_service("slow", SlowService)
     got: list[int] = []
-    env.from_source(Counter).map(Lookup).sink(got.append)
+    first = threading.Event()
+
+    def record(x: int) -> None:
+        got.append(x)
+        first.set()
+
+    env.from_source(Counter).map(Lookup).sink(record)
     job = env.submit(autostop=False)
-    while not got:
-        threading.Event().wait(0.01)
+    assert first.wait(10)
     env.close()
     assert job.status in ("stopped", "cancelled")
     assert job.dead_letters() == [], "no record may fail because its service was closed under it"
     ops = assert_accounted(job)
     assert ops["lookup"]["failed"] == 0
-    assert ops["append"]["in"] == len(got)
+    assert ops["record"]["in"] == len(got)
 
 
 class Opened(MapFunction):

@@ -19,23 +19,28 @@ PIPELINE = textwrap.dedent(
     import threading
     from sage_core import LocalEnvironment, SourceFunction
 
+    taken = [0]
+    backlogged = threading.Event()
+
     class Counter(SourceFunction):
         def __init__(self):
             self.n = 0
         def execute(self, data=None):
             self.n += 1
+            if self.n - taken[0] >= 60 * 256:  # 15k records behind the slow map
+                backlogged.set()
             return self.n
 
-    pace = threading.Event()
+    pace = threading.Event()  # never set: wait() paces the map (the workload)
     def slow(x):
+        taken[0] += 1
         pace.wait(0.01)
         return x
 
     env = LocalEnvironment("backlog", config={"job": {"queue_size": 64, "batch_size": 256}})
     env.from_source(Counter).rebalance().map(slow).sink(lambda x: None)
     job = env.submit(autostop=False)
-    while sum(job.runtime.queue_depths().values()) < 64:  # 16k records behind the slow map
-        pace.wait(0.01)
+    assert backlogged.wait(60), "no backlog formed"
     print("backlogged", flush=True)
     job.wait()
     """

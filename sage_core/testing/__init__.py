@@ -47,8 +47,9 @@ force, a dict, a breadth-first search), result order and the score scale, every 
 contract defines, deletes and overwrites, eight threads writing and reading at once (no lost write,
 no torn read, no exception), save/load and a save crashed at a dozen points (the previous snapshot
 must still load), and bad input (``ValueError``). Each check is what a docstring of
-:mod:`sage_core.services.contracts` promises. A suite takes 1 to 6 seconds a backend on two cores
-(the built-in and FAISS stores); every test has a ``pytest-timeout`` limit.
+:mod:`sage_core.services.contracts` promises. A suite takes 1 to 6 seconds a backend on two idle
+cores (the built-in and FAISS stores; 16 s for the slowest with the machine four times
+oversubscribed); every test has a ``pytest-timeout`` limit.
 """
 
 from sage_core.testing._calls import call, drain, session_loop

@@ -122,8 +122,9 @@ class VectorStore(Protocol):
     ) -> list[str]:
         """Insert one row per vector; returns the ids in row order.
 
-        ``ids``: one unique ``str`` per row, or ``None`` for fresh unique ids (the service layer
-        assigns them before the call, so every replica, shard and fallback stores the same ones).
+        ``ids``: one unique ``str`` per row, or ``None`` for fresh unique ids (on a service with
+        several copies of its data, replicas, shards or fallbacks, the service layer assigns them
+        before the call, so every copy stores the same ones).
         ``metadata``: one dict (or ``None``, stored as ``{}``) per row. An id already stored, an id
         repeated in the call, or a count of ids or metadata other than the rows is a ``ValueError``
         and nothing is added; use :meth:`upsert` to replace. A deleted id may be added again.

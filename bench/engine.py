@@ -6,7 +6,8 @@ task an actor); also with a keyby between the maps (no chaining) and with parall
 figure is measured in this one run (best of --repeat); a Ray run also measures the chained
 pipeline locally, a Ray actor call round trip against a round trip to a thread, and a synchronous
 service call from a task, on Ray and locally (``ray_service_call_us``, ``local_service_call_us``,
-``ray_service_vs_thread_rtt``). Timings
+``ray_service_vs_thread_rtt``), and the rate of 64 concurrent asynchronous calls from a task, on
+Ray against locally (``ray_service_64_callers_vs_local``). Timings
 include starting the job's tasks (threads, or actors); ``keyed_job_overhead_s`` is the time of the
 keyed pipeline on two records, that start-up alone. Prints one JSON line.
 """
@@ -143,6 +144,32 @@ def service_call_us(runtime: str, calls: int = 2000) -> float:
     return sum(measured) / len(measured) * 1e6
 
 
+class StampService:
+    """Answers at once with the time it served the call (the same clock for every process here)."""
+
+    def stamp(self, value: Any) -> float:
+        """When this call was served."""
+        return time.time()
+
+
+class AskStamp(MapFunction):
+    """Calls the stamp service asynchronously (the map's ``capacity`` bounds the calls in flight)."""
+
+    def execute(self, value: int) -> Any:
+        return self.call_service_async["stamp"].stamp(value=value)
+
+
+def concurrent_calls_per_s(runtime: str, calls: int = 20_000, callers: int = 64) -> float:
+    """Calls served per second with ``callers`` calls in flight from one task (from the service's own stamps)."""
+    env = RemoteEnvironment("engine-bench-callers") if runtime == "ray" else LocalEnvironment("engine-bench-callers")
+    env.register_service("stamp", StampService)
+    stamps = env.from_batch(list(range(calls))).map(AskStamp, capacity=callers).collect()
+    env.submit()
+    env.close()
+    served = sorted(stamps.records)[calls // 10:]  # after a warm-up tenth
+    return (len(served) - 1) / (served[-1] - served[0])
+
+
 def _timed(run: Callable[[], Any]) -> float:
     began = time.perf_counter()
     run()
@@ -202,6 +229,11 @@ def main() -> None:
         figures["local_service_call_us"] = round(service_call_us("local"), 1)
         figures["ray_service_call_us"] = round(service_call_us("ray"), 1)
         figures["ray_service_vs_thread_rtt"] = round(figures["ray_service_call_us"] / figures["thread_rtt_us"], 2)
+        figures["local_service_64_callers_per_s"] = round(concurrent_calls_per_s("local"))
+        figures["ray_service_64_callers_per_s"] = round(concurrent_calls_per_s("ray"))
+        figures["ray_service_64_callers_vs_local"] = round(
+            figures["ray_service_64_callers_per_s"] / figures["local_service_64_callers_per_s"], 4
+        )
     for key in ("loop_rps", "chained_rps", "keyed_rps", "parallel2_rps", "monitored_rps", "local_chained_rps"):
         if key in figures:
             figures[key] = round(figures[key])

@@ -100,8 +100,12 @@ class DirectReplica(RemoteReplica):
                 break
             with self._lock:
                 entry = self._calls.pop(call_id, None)
-            if entry is not None and not entry[0].done():
-                entry[0].set_result(value) if ok else entry[0].set_exception(value)
+            if entry is None or entry[0].done():
+                continue
+            if ok:
+                entry[0].set_result(value)
+            else:
+                entry[0].set_exception(value)
         self._reconnect(conn)
 
     def _reconnect(self, lost: Connection) -> None:

@@ -30,7 +30,6 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, Listener
-from typing import Any
 
 from ray import cloudpickle
 

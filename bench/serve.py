@@ -14,10 +14,11 @@ Both use the CPU defaults (``examples/rag_cpu.yaml``; ``--config`` for another),
 48 new tokens at most, so the answers are the same; one warm-up request precedes the served runs.
 
 ``--soak-s SECONDS`` (or ``--soak``) adds a ``soak`` line: the questions sent over and over at
-concurrency 64 for that long, the server process's resident memory (psutil, with its child
-processes' apart) sampled every ``--soak-sample-s`` seconds: at the start (after the warm-up and the
-other runs), at the end, its peak, and ``rss_growth_mb`` (end minus start); ``rss_mb_samples`` lists
-the samples. ``--skip-served --soak-s 600`` runs the soak alone.
+concurrency 64 for that long, the server process's resident memory (psutil) sampled every
+``--soak-sample-s`` seconds: at the start (after the warm-up and the other runs), at the end, its
+peak, and ``rss_growth_mb`` (end minus start); ``rss_mb_samples`` lists the samples, and
+``children_rss_*`` the same for its child processes together (vLLM's engine core).
+``--skip-served --soak-s 600`` runs the soak alone.
 ``--vllm`` adds plain chat at concurrency 64 (the questions twice, 48 tokens, greedy; best of
 ``--rounds`` alternating rounds, both servers up throughout) through
 ``sage serve examples/chat_serve.py`` and through vLLM's own OpenAI server (``vllm serve``; run as
@@ -211,7 +212,7 @@ def _soak(pid: int, ask_all: Any, questions: list[str], seconds: float, sample_s
     import psutil
 
     server = psutil.Process(pid)
-    samples, children_start = [_rss_mb(server)], _children_rss_mb(server)
+    samples, children = [_rss_mb(server)], [_children_rss_mb(server)]
     requests, failed = 0, 0
     began = time.perf_counter()
 
@@ -226,17 +227,20 @@ def _soak(pid: int, ask_all: Any, questions: list[str], seconds: float, sample_s
         while time.perf_counter() - began < seconds:
             await asyncio.sleep(sample_s)
             samples.append(_rss_mb(server))
+            children.append(_children_rss_mb(server))
 
     async def both() -> None:
         await asyncio.gather(load(), sample())
 
     asyncio.run(both())
     samples.append(_rss_mb(server))
+    children.append(_children_rss_mb(server))
     return {
         "bench": "serve", "mode": "soak", "concurrency": 64, "seconds": round(time.perf_counter() - began, 1),
         "requests": requests, "failed": failed, "rss_start_mb": samples[0], "rss_end_mb": samples[-1],
         "rss_growth_mb": round(samples[-1] - samples[0], 1), "rss_peak_mb": max(samples),
-        "children_rss_start_mb": children_start, "children_rss_end_mb": _children_rss_mb(server), "rss_mb_samples": samples,
+        "rss_mb_samples": samples, "children_rss_start_mb": children[0], "children_rss_end_mb": children[-1],
+        "children_rss_mb_samples": children,
     }
 
 
